@@ -7,6 +7,7 @@
 
 #include "base/file.h"
 #include "storage/json_fields.h"
+#include "storage/qwen2_fields.h"
 
 namespace radlads {
 
@@ -68,19 +69,9 @@ Status ValidateQwen2Config(const Qwen2Config& c, std::string_view source) {
   return Status::Ok();
 }
 
-Result<Qwen2Config> ParseQwen2ConfigJson(std::string_view json_text, std::string_view source) {
-  RADLADS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJsonObject(json_text, source));
+Status ParseQwen2CommonFields(const nlohmann::json& j, std::string_view source, Qwen2Config* out) {
   JsonFields f(j, source);
-  Qwen2Config c;
-  RADLADS_RETURN_IF_ERROR(f.String("model_type", &c.model_type));
-  if (!j.contains("model_type")) {
-    return Status::InvalidArgument(std::string(source) +
-                                   ": model_type: missing; expected \"qwen2\"");
-  }
-  if (c.model_type != "qwen2") {
-    return Status::InvalidArgument(std::string(source) + ": model_type: \"" + c.model_type +
-                                   "\" is not a Qwen2 teacher; expected \"qwen2\"");
-  }
+  Qwen2Config& c = *out;
   RADLADS_RETURN_IF_ERROR(f.StringList("architectures", &c.architectures));
   RADLADS_RETURN_IF_ERROR(f.Int("vocab_size", &c.vocab_size));
   RADLADS_RETURN_IF_ERROR(f.Int("hidden_size", &c.hidden_size));
@@ -112,6 +103,23 @@ Result<Qwen2Config> ParseQwen2ConfigJson(std::string_view json_text, std::string
                                    ": rope_scaling: only null is supported (got " +
                                    j["rope_scaling"].dump() + ")");
   }
+  return Status::Ok();
+}
+
+Result<Qwen2Config> ParseQwen2ConfigJson(std::string_view json_text, std::string_view source) {
+  RADLADS_ASSIGN_OR_RETURN(nlohmann::json j, ParseJsonObject(json_text, source));
+  JsonFields f(j, source);
+  Qwen2Config c;
+  if (!j.contains("model_type")) {
+    return Status::InvalidArgument(std::string(source) +
+                                   ": model_type: missing; expected \"qwen2\"");
+  }
+  RADLADS_RETURN_IF_ERROR(f.String("model_type", &c.model_type));
+  if (c.model_type != "qwen2") {
+    return Status::InvalidArgument(std::string(source) + ": model_type: \"" + c.model_type +
+                                   "\" is not a Qwen2 teacher; expected \"qwen2\"");
+  }
+  RADLADS_RETURN_IF_ERROR(ParseQwen2CommonFields(j, source, &c));
   if (j.contains("attention_bias")) {
     RADLADS_RETURN_IF_ERROR(f.Bool("attention_bias", &c.attention_bias));
     if (!c.attention_bias) {
