@@ -1,0 +1,160 @@
+#include "configs/config_node.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <exception>
+#include <string>
+
+#include "base/file.h"
+
+namespace radlads::config {
+namespace {
+
+// Converts a yaml-cpp node; `path` is the dotted key path used in messages.
+class Converter {
+ public:
+  explicit Converter(std::string_view source) : source_(source) {}
+
+  Status Convert(const YAML::Node& in, const std::string& path, int owner_line, ConfigNode* out) {
+    const YAML::Mark mark = in.Mark();
+    out->line = mark.is_null() ? owner_line : mark.line + 1;
+    out->column = mark.is_null() ? 1 : mark.column + 1;
+    const std::string& tag = in.Tag();
+    switch (in.Type()) {
+      case YAML::NodeType::Undefined:
+      case YAML::NodeType::Null:
+        out->kind = ConfigNode::Kind::kNull;
+        out->line = owner_line;  // yaml-cpp marks an empty value at the next token
+        return Status::Ok();
+      case YAML::NodeType::Scalar:
+        if (tag != "?" && tag != "!") return TagError(path, out->line, tag);
+        out->kind = ConfigNode::Kind::kScalar;
+        out->scalar = in.Scalar();
+        out->quoted = tag == "!";
+        return Status::Ok();
+      case YAML::NodeType::Sequence: {
+        if (tag != "?" && !tag.empty()) return TagError(path, out->line, tag);
+        out->kind = ConfigNode::Kind::kSeq;
+        out->line = owner_line > 0 ? owner_line : out->line;
+        int i = 0;
+        for (const YAML::Node& item : in) {
+          ConfigNode child;
+          RADLADS_RETURN_IF_ERROR(Convert(item, path + "[" + std::to_string(i++) + "]",
+                                          item.Mark().is_null() ? out->line : item.Mark().line + 1,
+                                          &child));
+          out->items.push_back(std::move(child));
+        }
+        return Status::Ok();
+      }
+      case YAML::NodeType::Map: {
+        if (tag != "?" && !tag.empty()) return TagError(path, out->line, tag);
+        out->kind = ConfigNode::Kind::kMap;
+        out->line = owner_line > 0 ? owner_line : out->line;
+        for (auto it = in.begin(); it != in.end(); ++it) {
+          const YAML::Mark km = it->first.Mark();
+          const int key_line = km.is_null() ? out->line : km.line + 1;
+          if (!it->first.IsScalar() || it->first.Tag() != "?") {
+            return Status::InvalidArgument(Where(key_line, path) +
+                                           "mapping keys must be plain words");
+          }
+          ConfigMapEntry entry;
+          entry.key = it->first.Scalar();
+          entry.key_line = key_line;
+          entry.key_column = km.is_null() ? 1 : km.column + 1;
+          if (const ConfigMapEntry* first = out->Find(entry.key)) {
+            return Status::InvalidArgument(Where(key_line, path) + "duplicate key `" + entry.key +
+                                           "` (first at line " + std::to_string(first->key_line) +
+                                           ")");
+          }
+          const std::string child_path = path.empty() ? entry.key : path + "." + entry.key;
+          // Collections and nulls report the key's line; scalars their own.
+          RADLADS_RETURN_IF_ERROR(
+              Convert(it->second, child_path, it->second.IsScalar() ? 0 : key_line, &entry.value));
+          if (entry.value.IsScalar() && entry.value.line == 0) entry.value.line = key_line;
+          out->entries.push_back(std::move(entry));
+        }
+        return Status::Ok();
+      }
+    }
+    return Status::Internal(Where(out->line, path) + "unknown YAML node type");
+  }
+
+  std::string Where(int line, const std::string& path) const {
+    std::string s = source_ + ":" + std::to_string(line) + ": ";
+    if (!path.empty()) s += path + ": ";
+    return s;
+  }
+
+ private:
+  Status TagError(const std::string& path, int line, const std::string& tag) const {
+    return Status::InvalidArgument(Where(line, path) + "YAML tags are not supported (found `" +
+                                   tag + "`); write the plain value");
+  }
+
+  std::string source_;
+};
+
+}  // namespace
+
+const ConfigMapEntry* ConfigNode::Find(std::string_view key) const {
+  for (const ConfigMapEntry& e : entries) {
+    if (e.key == key) return &e;
+  }
+  return nullptr;
+}
+
+std::string ConfigNode::Describe() const {
+  switch (kind) {
+    case Kind::kNull: return "null";
+    case Kind::kMap: return "a mapping";
+    case Kind::kSeq: return "a list";
+    case Kind::kScalar: break;
+  }
+  if (quoted) return "\"" + scalar + "\"";
+  return scalar;
+}
+
+Result<ConfigNode> ParseYamlText(std::string_view text, std::string_view source) {
+  const std::string src(source);
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    const int line = e.mark.is_null() ? 1 : e.mark.line + 1;
+    std::string msg = src + ":" + std::to_string(line) + ": YAML syntax error: " + e.msg;
+    if (!e.mark.is_null()) msg += " (column " + std::to_string(e.mark.column + 1) + ")";
+    return Status::InvalidArgument(std::move(msg));
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(src + ":1: YAML could not be read: " + e.what());
+  }
+  if (docs.empty()) {
+    return Status::InvalidArgument(src + ":1: the file is empty; expected a mapping of keys");
+  }
+  if (docs.size() > 1) {
+    const YAML::Mark m = docs[1].Mark();
+    return Status::InvalidArgument(src + ":" + std::to_string(m.is_null() ? 1 : m.line + 1) +
+                                   ": expected one YAML document, found " +
+                                   std::to_string(docs.size()) + " (remove the `---` separator)");
+  }
+  Converter converter(src);
+  ConfigNode root;
+  try {
+    RADLADS_RETURN_IF_ERROR(converter.Convert(docs[0], "", 0, &root));
+  } catch (const std::exception& e) {  // yaml-cpp accessors may throw on malformed trees
+    return Status::InvalidArgument(src + ":1: YAML could not be read: " + e.what());
+  }
+  if (!root.IsMap()) {
+    return Status::InvalidArgument(src + ":" + std::to_string(root.line > 0 ? root.line : 1) +
+                                   ": expected a mapping of keys at the top level, got " +
+                                   root.Describe());
+  }
+  if (root.entries.empty()) root.line = 1;
+  return root;
+}
+
+Result<ConfigNode> ParseYamlFile(const std::string& path) {
+  RADLADS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  return ParseYamlText(text, path);
+}
+
+}  // namespace radlads::config
