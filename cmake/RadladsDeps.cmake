@@ -16,13 +16,26 @@ find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(OpenSSL REQUIRED)
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 
-# OpenBLAS ships a config that only sets variables; wrap it in a target.
-find_package(OpenBLAS CONFIG REQUIRED)
+# OpenBLAS: the OpenMP build, so that GEMMs and our own `#pragma omp` loops share one thread
+# pool. With the pthread build the two pools fight for the cores (OpenMP workers spin after
+# each parallel region while OpenBLAS threads want the cores): small ops became ~10x slower.
+# Debian installs both builds side by side and its alternatives point libopenblas.so.0 at the
+# pthread one, so link the OpenMP build by full path with an rpath to its directory.
+find_library(RADLADS_OPENBLAS_LIBRARY openblas
+    PATHS /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp NO_DEFAULT_PATH)
+find_path(RADLADS_OPENBLAS_INCLUDE_DIR cblas.h
+    PATHS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp NO_DEFAULT_PATH)
+if(NOT RADLADS_OPENBLAS_LIBRARY OR NOT RADLADS_OPENBLAS_INCLUDE_DIR)
+  message(FATAL_ERROR "OpenBLAS (OpenMP build) not found: install libopenblas-openmp-dev "
+                      "(scripts/install-deps.sh does)")
+endif()
+get_filename_component(_openblas_dir "${RADLADS_OPENBLAS_LIBRARY}" DIRECTORY)
 if(NOT TARGET radlads::openblas)
   add_library(radlads::openblas INTERFACE IMPORTED)
   set_target_properties(radlads::openblas PROPERTIES
-      INTERFACE_INCLUDE_DIRECTORIES "${OpenBLAS_INCLUDE_DIRS}"
-      INTERFACE_LINK_LIBRARIES "${OpenBLAS_LIBRARIES}")
+      INTERFACE_INCLUDE_DIRECTORIES "${RADLADS_OPENBLAS_INCLUDE_DIR}"
+      INTERFACE_LINK_LIBRARIES "${RADLADS_OPENBLAS_LIBRARY};OpenMP::OpenMP_CXX"
+      INTERFACE_LINK_OPTIONS "LINKER:-rpath,${_openblas_dir}")
 endif()
 
 # xxHash has no CMake config in Debian 12.

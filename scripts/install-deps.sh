@@ -19,7 +19,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev           # tests
   nlohmann-json3-dev                  # JSON (safetensors headers, HF configs, status)
   libcli11-dev                        # command lines
-  libopenblas-dev                     # GEMM on the CPU backend
+  libopenblas-openmp-dev              # GEMM on the CPU backend (OpenMP build: one thread pool)
   libssl-dev                          # HMAC-SHA256 for the worker protocol
   libxxhash-dev                       # checksums of durable files
   zlib1g-dev

@@ -1,0 +1,344 @@
+#include "kernels/ops/head_loss.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "base/check.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/gemm.h"
+
+namespace radlads {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Vectorisable math. Plain branch-free float code inside `omp simd` loops: GCC and clang turn
+// these loops into AVX2/AVX-512 code (checked with -fopt-info-vec).
+
+// exp(x) in float, max error ~2 ulp (Cephes expf: x = n ln2 + r, |r| <= ln2/2, degree-6
+// polynomial for exp(r), 2^n through the exponent bits). Returns exactly 0 below -87.34 (where
+// expf would go subnormal) and propagates NaN. Arguments here are always <= ~0.
+inline float ExpF(float x) {
+  constexpr float kLo = -87.336544f;  // 2^n stays a normal number
+  constexpr float kHi = 88.0f;
+  constexpr float kLog2e = 1.44269504088896341f;
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  float xc = x > kLo ? x : kLo;          // NaN -> kLo here, restored below
+  xc = xc < kHi ? xc : kHi;
+  const float n = (xc * kLog2e + kRound) - kRound;
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * r * r + r + 1.0f;
+  const std::int32_t e = (static_cast<std::int32_t>(n) + 127) << 23;
+  const float v = y * std::bit_cast<float>(e);
+  return x < kLo ? 0.0f : (x != x ? x : v);
+}
+
+float RowMax(const float* z, std::int64_t n) {
+  float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+  for (std::int64_t i = 0; i < n; ++i) m = z[i] > m ? z[i] : m;
+  return m;
+}
+
+// First index i with z[i] == v (0 if none, e.g. NaN rows). Blocks keep the scan vectorised.
+std::int64_t FirstIndexOf(const float* z, std::int64_t n, float v) {
+  constexpr std::int64_t kBlock = 256;
+  for (std::int64_t b = 0; b < n; b += kBlock) {
+    const std::int64_t e = std::min(n, b + kBlock);
+    int hit = 0;
+#pragma omp simd reduction(| : hit)
+    for (std::int64_t i = b; i < e; ++i) hit |= z[i] == v ? 1 : 0;
+    if (hit != 0) {
+      for (std::int64_t i = b; i < e; ++i)
+        if (z[i] == v) return i;
+    }
+  }
+  return 0;
+}
+
+// sum_i exp(z[i] - m), accumulated in double.
+double SumExp(const float* z, std::int64_t n, float m) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(ExpF(z[i] - m));
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row kernels: one row of Vc logits, run inside ParallelFor (no GEMM, no allocation).
+
+struct RowOut {
+  double loss = 0.0;     // KL (KL kernel) or CE (CE kernel)
+  double ce = 0.0;       // KL kernel: student CE when a target is given
+  bool flag = false;     // KL kernel: top-1 agreement; CE kernel: argmax == target
+  bool counted = false;  // a target was given and is not -1
+};
+
+// KL(p_t || p_s) of one row. With kGrad, overwrites zs with
+// gs * (p_s - p_t) + cs * (p_s - onehot(target)), the CE term only when target != -1.
+// log p_t - log p_s = (zt - zs) - (lse_t - lse_s): the difference zt - zs is taken first, so
+// nearly equal logits cancel exactly and a KL near 0 keeps its relative accuracy.
+template <bool kGrad>
+RowOut KlRow(const float* zt, float* zs, std::int64_t vc, std::int32_t target, float gs, float cs) {
+  RowOut out;
+  float ms = -INFINITY, mt = -INFINITY;
+#pragma omp simd reduction(max : ms, mt)
+  for (std::int64_t v = 0; v < vc; ++v) {
+    ms = zs[v] > ms ? zs[v] : ms;
+    mt = zt[v] > mt ? zt[v] : mt;
+  }
+  out.flag = FirstIndexOf(zs, vc, ms) == FirstIndexOf(zt, vc, mt);
+  double ss = 0.0, st = 0.0;
+#pragma omp simd reduction(+ : ss, st)
+  for (std::int64_t v = 0; v < vc; ++v) {
+    ss += static_cast<double>(ExpF(zs[v] - ms));
+    st += static_cast<double>(ExpF(zt[v] - mt));
+  }
+  const double log_ss = std::log(ss), log_st = std::log(st);
+  const float ls = static_cast<float>(log_ss), lt = static_cast<float>(log_st);
+  const float d = static_cast<float>((static_cast<double>(mt) - ms) + (log_st - log_ss));
+  if (target >= 0) {
+    out.counted = true;
+    out.ce = (static_cast<double>(ms) - zs[target]) + log_ss;  // lse_s - z_s[target]
+  } else {
+    cs = 0.0f;  // ignored row: no CE term in the gradient
+  }
+  double kl = 0.0;
+#pragma omp simd reduction(+ : kl)
+  for (std::int64_t v = 0; v < vc; ++v) {
+    const float pt = ExpF((zt[v] - mt) - lt);
+    kl += static_cast<double>(pt * ((zt[v] - zs[v]) - d));
+    if constexpr (kGrad) {
+      const float ps = ExpF((zs[v] - ms) - ls);
+      zs[v] = gs * (ps - pt) + cs * ps;
+    }
+  }
+  if constexpr (kGrad) {
+    if (target >= 0) zs[target] -= cs;
+  }
+  out.loss = kl;
+  return out;
+}
+
+// -log softmax(z)[target] of one row. With kGrad, overwrites z with gs * (p - onehot(target));
+// an ignored row (target -1) gets a zero gradient row.
+template <bool kGrad>
+RowOut CeRow(float* z, std::int64_t vc, std::int32_t target, float gs) {
+  RowOut out;
+  if (target < 0) {
+    if constexpr (kGrad) std::fill(z, z + vc, 0.0f);
+    return out;
+  }
+  const float m = RowMax(z, vc);
+  const double log_s = std::log(SumExp(z, vc, m));
+  out.counted = true;
+  out.flag = FirstIndexOf(z, vc, m) == target;
+  out.loss = (static_cast<double>(m) - z[target]) + log_s;
+  if constexpr (kGrad) {
+    const float ls = static_cast<float>(log_s);
+#pragma omp simd
+    for (std::int64_t v = 0; v < vc; ++v) z[v] = gs * ExpF((z[v] - m) - ls);
+    z[target] -= gs;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argument checks.
+
+std::int64_t RowsOf(const Tensor& x, std::int64_t c) { return c == 0 ? 0 : x.numel() / c; }
+
+void CheckF32Cpu(const Tensor& t, const char* what) {
+  RADLADS_CHECK(t.defined() && t.dtype() == DType::kF32 && t.device() == Device::kCpu)
+      << what << " must be an F32 CPU tensor, got "
+      << (t.defined() ? t.DebugString() : "undefined");
+}
+
+// Checks x [.., C] against W [Vc, C] and the optional gradient outputs; returns N.
+std::int64_t CheckHead(const Tensor& x, const Tensor& w, const HeadGrads& g, const char* op) {
+  CheckF32Cpu(x, "x");
+  CheckF32Cpu(w, "W");
+  RADLADS_CHECK(x.rank() >= 1 && w.rank() == 2 && x.dim(-1) == w.dim(1))
+      << op << ": x " << ShapeToString(x.shape()) << " vs W " << ShapeToString(w.shape());
+  if (g.dx != nullptr) {
+    CheckF32Cpu(*g.dx, "dx");
+    RADLADS_CHECK(g.dx->shape() == x.shape()) << op << ": dx " << g.dx->DebugString();
+  }
+  if (g.dw != nullptr) {
+    CheckF32Cpu(*g.dw, "dW");
+    RADLADS_CHECK(g.dw->shape() == w.shape()) << op << ": dW " << g.dw->DebugString();
+  }
+  return RowsOf(x, x.dim(-1));
+}
+
+void CheckTargets(const Tensor& t, std::int64_t n, std::int64_t vc, const char* op) {
+  RADLADS_CHECK(t.defined() && t.dtype() == DType::kI32 && t.device() == Device::kCpu &&
+                t.numel() == n)
+      << op << ": targets must be I32 CPU with " << n << " elements, got " << t.DebugString();
+  const std::int32_t* p = t.data<std::int32_t>();
+  for (std::int64_t i = 0; i < n; ++i)
+    RADLADS_CHECK(p[i] >= -1 && p[i] < vc)
+        << op << ": target " << p[i] << " at row " << i << " outside [-1, " << vc << ")";
+}
+
+// Rows per ParallelFor range: enough logits per range to be worth a thread.
+std::int64_t RowGrain(std::int64_t vc) {
+  return std::max<std::int64_t>(1, 32768 / std::max<std::int64_t>(1, vc));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The chunk loop shared by all three losses.
+//   teacher(r0, m) -> const float* to the teacher logits of rows [r0, r0+m) (or nullptr),
+//   row(r, zt_row, zs_row) -> RowOut for global row r, run in parallel over a chunk's rows,
+//   sink(outs, m) consumes a chunk's row results, chunk after chunk (in row order).
+// GEMMs run here, outside ParallelFor. Extra memory: one [chunk, Vc] buffer + O(chunk).
+struct HeadArgs {
+  const float* x;
+  const float* w;
+  std::int64_t n, c, vc;
+  float* dx;
+  float* dw;
+  bool grad() const { return dx != nullptr || dw != nullptr; }
+};
+
+template <typename Teacher, typename Row, typename Sink>
+void ChunkLoop(const HeadArgs& h, std::int64_t chunk, Teacher&& teacher, Row&& row, Sink&& sink) {
+  if (h.n == 0) return;
+  Tensor zbuf = Tensor::Empty({chunk, h.vc});
+  float* z = zbuf.f32();
+  std::vector<RowOut> outs(static_cast<std::size_t>(chunk));
+  for (std::int64_t r0 = 0; r0 < h.n; r0 += chunk) {
+    const std::int64_t m = std::min(chunk, h.n - r0);
+    const float* xr = h.x + r0 * h.c;
+    Gemm(false, true, m, h.vc, h.c, 1.0f, xr, h.c, h.w, h.c, 0.0f, z, h.vc);  // z = x W^T
+    const float* zt = teacher(r0, m);
+    cpu::ParallelFor(m, RowGrain(h.vc), [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i)
+        outs[static_cast<std::size_t>(i)] =
+            row(r0 + i, zt == nullptr ? nullptr : zt + i * h.vc, z + i * h.vc);
+    });
+    sink(outs.data(), m);
+    if (h.dx != nullptr)  // dx[rows] += dz W
+      Gemm(false, false, m, h.c, h.vc, 1.0f, z, h.vc, h.w, h.c, 1.0f, h.dx + r0 * h.c, h.c);
+    if (h.dw != nullptr)  // dW += dz^T x[rows]
+      Gemm(true, false, h.vc, h.c, m, 1.0f, z, h.vc, xr, h.c, 1.0f, h.dw, h.c);
+  }
+}
+
+// Effective chunk: in [1, max(N, 1)].
+std::int64_t ChunkRows(std::int64_t chunk, std::int64_t n) {
+  RADLADS_CHECK(chunk >= 1) << "HeadLossOptions::chunk must be >= 1, got " << chunk;
+  return std::min(chunk, std::max<std::int64_t>(n, 1));
+}
+
+HeadArgs MakeArgs(const Tensor& x, const Tensor& w, std::int64_t n, const HeadGrads& g) {
+  HeadArgs h{x.f32(), w.f32(), n, x.dim(-1), w.dim(0), nullptr, nullptr};
+  if (g.dx != nullptr) h.dx = g.dx->f32();
+  if (g.dw != nullptr) h.dw = g.dw->f32();
+  return h;
+}
+
+// Shared by both KL entry points; `teacher` supplies the teacher logits of a chunk.
+template <typename Teacher>
+KlResult RunKl(const HeadArgs& h, std::int64_t chunk, const Tensor* targets,
+               const HeadLossOptions& opt, Teacher&& teacher) {
+  const std::int32_t* tg = targets != nullptr ? targets->data<std::int32_t>() : nullptr;
+  const bool grad = h.grad();
+  const float gs = opt.grad_scale, cs = opt.ce_grad_scale;
+  RADLADS_CHECK(cs == 0.0f || tg != nullptr) << "FusedKl: ce_grad_scale needs targets";
+  auto row = [&](std::int64_t r, const float* zt, float* zs) {
+    const std::int32_t y = tg != nullptr ? tg[r] : -1;
+    return grad ? KlRow<true>(zt, zs, h.vc, y, gs, cs) : KlRow<false>(zt, zs, h.vc, y, gs, cs);
+  };
+  KlResult res;
+  auto sink = [&](const RowOut* o, std::int64_t m) {
+    for (std::int64_t i = 0; i < m; ++i) {  // in row order: deterministic
+      res.kl_sum += o[i].loss;
+      res.top1_agree += o[i].flag ? 1 : 0;
+      if (o[i].counted) {
+        res.ce_sum += o[i].ce;
+        res.ce_count += 1;
+      }
+    }
+  };
+  ChunkLoop(h, chunk, teacher, row, sink);
+  return res;
+}
+
+}  // namespace
+
+KlResult FusedKl(const Tensor& x_s, const Tensor& w_s, const Tensor& x_t, const Tensor& w_t,
+                 const Tensor* targets, const HeadGrads& grads, const HeadLossOptions& opt) {
+  const std::int64_t n = CheckHead(x_s, w_s, grads, "FusedKl");
+  CheckHead(x_t, w_t, HeadGrads{}, "FusedKl (teacher)");
+  const std::int64_t vc = w_s.dim(0), ct = x_t.dim(-1);
+  RADLADS_CHECK(w_t.dim(0) == vc && RowsOf(x_t, ct) == n)
+      << "FusedKl: teacher x " << ShapeToString(x_t.shape()) << " W " << ShapeToString(w_t.shape())
+      << " vs student x " << ShapeToString(x_s.shape()) << " W " << ShapeToString(w_s.shape());
+  if (targets != nullptr) CheckTargets(*targets, n, vc, "FusedKl");
+  const std::int64_t chunk = ChunkRows(opt.chunk, n);
+  if (n == 0) return KlResult{};
+  Tensor zt_buf = Tensor::Empty({chunk, vc});
+  const float* xt = x_t.f32();
+  const float* wt = w_t.f32();
+  float* zt = zt_buf.f32();
+  auto teacher = [&](std::int64_t r0, std::int64_t m) -> const float* {
+    Gemm(false, true, m, vc, ct, 1.0f, xt + r0 * ct, ct, wt, ct, 0.0f, zt, vc);  // z_t = x_t W_t^T
+    return zt;
+  };
+  return RunKl(MakeArgs(x_s, w_s, n, grads), chunk, targets, opt, teacher);
+}
+
+KlResult FusedKlTeacherLogits(const Tensor& x_s, const Tensor& w_s, const Tensor& z_t,
+                              const Tensor* targets, const HeadGrads& grads,
+                              const HeadLossOptions& opt) {
+  const std::int64_t n = CheckHead(x_s, w_s, grads, "FusedKlTeacherLogits");
+  const std::int64_t vc = w_s.dim(0);
+  CheckF32Cpu(z_t, "z_t");
+  RADLADS_CHECK(z_t.rank() >= 1 && z_t.dim(-1) == vc && RowsOf(z_t, vc) == n)
+      << "FusedKlTeacherLogits: z_t " << ShapeToString(z_t.shape()) << " vs N=" << n
+      << " Vc=" << vc;
+  if (targets != nullptr) CheckTargets(*targets, n, vc, "FusedKlTeacherLogits");
+  const std::int64_t chunk = ChunkRows(opt.chunk, n);
+  const float* zt = n == 0 ? nullptr : z_t.f32();
+  auto teacher = [&](std::int64_t r0, std::int64_t) -> const float* { return zt + r0 * vc; };
+  return RunKl(MakeArgs(x_s, w_s, n, grads), chunk, targets, opt, teacher);
+}
+
+CeResult FusedCrossEntropy(const Tensor& x, const Tensor& w, const Tensor& targets,
+                           const HeadGrads& grads, const HeadLossOptions& opt) {
+  const std::int64_t n = CheckHead(x, w, grads, "FusedCrossEntropy");
+  const std::int64_t vc = w.dim(0);
+  CheckTargets(targets, n, vc, "FusedCrossEntropy");
+  const std::int64_t chunk = ChunkRows(opt.chunk, n);
+  const HeadArgs h = MakeArgs(x, w, n, grads);
+  const std::int32_t* tg = targets.data<std::int32_t>();
+  const bool grad = h.grad();
+  const float gs = opt.grad_scale;
+  auto none = [](std::int64_t, std::int64_t) -> const float* { return nullptr; };
+  auto row = [&](std::int64_t r, const float*, float* z) {
+    return grad ? CeRow<true>(z, vc, tg[r], gs) : CeRow<false>(z, vc, tg[r], gs);
+  };
+  CeResult res;
+  auto sink = [&](const RowOut* o, std::int64_t m) {
+    for (std::int64_t i = 0; i < m; ++i) {
+      if (!o[i].counted) continue;
+      res.loss_sum += o[i].loss;
+      res.count += 1;
+      res.correct += o[i].flag ? 1 : 0;
+    }
+  };
+  ChunkLoop(h, chunk, none, row, sink);
+  return res;
+}
+
+}  // namespace radlads
