@@ -1,0 +1,182 @@
+#include "pipeline/decoder.h"
+
+#include <algorithm>
+
+#include "kernels/ops/activation.h"
+#include "kernels/ops/elementwise.h"
+#include "kernels/ops/embedding.h"
+#include "kernels/ops/linear.h"
+#include "kernels/ops/rmsnorm.h"
+
+namespace radlads {
+namespace {
+
+Tensor* Opt(Tensor& t) { return t.defined() ? &t : nullptr; }
+
+}  // namespace
+
+std::string LayerPrefix(int layer) { return "model.layers." + std::to_string(layer) + "."; }
+
+DecoderModel::DecoderModel(const Qwen2Config& cfg, ParamSet& params, const MixerFactory& make_mixer)
+    : cfg_(cfg) {
+  const std::int64_t C = cfg.hidden_size, F = cfg.intermediate_size, V = cfg.vocab_size;
+  auto bind = [&](const std::string& name, const Shape& shape, Tensor& value, Tensor& grad) {
+    Param& p = params.Get(name);
+    RADLADS_CHECK(p.value.shape() == shape) << name << ": shape " << ShapeToString(p.value.shape())
+                                            << ", expected " << ShapeToString(shape);
+    value = p.value;
+    grad = p.trainable ? p.grad : Tensor();
+  };
+  bind("model.embed_tokens.weight", {V, C}, embed_, d_embed_);
+  bind("model.norm.weight", {C}, final_norm_, d_final_norm_);
+  if (cfg.tie_word_embeddings) {
+    head_w_ = embed_;
+    head_dw_ = d_embed_;
+  } else {
+    bind("lm_head.weight", {V, C}, head_w_, head_dw_);
+  }
+  layers_.resize(static_cast<std::size_t>(cfg.num_hidden_layers));
+  for (int l = 0; l < cfg.num_hidden_layers; ++l) {
+    Layer& L = layers_[static_cast<std::size_t>(l)];
+    const std::string p = LayerPrefix(l);
+    bind(p + "input_layernorm.weight", {C}, L.in_norm, L.d_in_norm);
+    bind(p + "post_attention_layernorm.weight", {C}, L.post_norm, L.d_post_norm);
+    bind(p + "mlp.gate_proj.weight", {F, C}, L.w_gate, L.dw_gate);
+    bind(p + "mlp.up_proj.weight", {F, C}, L.w_up, L.dw_up);
+    bind(p + "mlp.down_proj.weight", {C, F}, L.w_down, L.dw_down);
+    mixers_.push_back(make_mixer(l));
+    RADLADS_CHECK(mixers_.back() != nullptr) << "no mixer for layer " << l;
+  }
+}
+
+const ops::RopeTable& DecoderModel::Rope(std::int64_t needed) {
+  if (!rope_.cos.defined() || rope_.max_positions() < needed) {
+    std::int64_t n = std::max<std::int64_t>(needed, std::min<std::int64_t>(cfg_.max_position_embeddings, 4096));
+    rope_ = ops::MakeRopeTable(n, cfg_.head_dim, cfg_.rope_theta);
+  }
+  return rope_;
+}
+
+Tensor DecoderModel::Embed(const Tensor& ids) {
+  RADLADS_CHECK(ids.rank() == 2 && ids.dtype() == DType::kI32) << "ids must be [B,T] I32, got "
+                                                               << ids.DebugString();
+  Tensor x = Tensor::Empty({ids.dim(0), ids.dim(1), cfg_.hidden_size});
+  ops::EmbeddingForward(ids, embed_, x);
+  return x;
+}
+
+void DecoderModel::BlockForward(int l, const Tensor& x, MixerContext& ctx, bool keep,
+                                const LayerHook& hook, Tensor& out) {
+  Layer& L = layers_[static_cast<std::size_t>(l)];
+  const std::int64_t B = x.dim(0), T = x.dim(1), C = cfg_.hidden_size, F = cfg_.intermediate_size;
+  Tensor n1 = Tensor::Empty({B, T, C}), rstd1 = Tensor::Empty({B * T});
+  ops::RmsNormForward(x, L.in_norm, static_cast<float>(cfg_.rms_norm_eps), n1, rstd1);
+  Tensor m = Tensor::Empty({B, T, C});
+  mixers_[static_cast<std::size_t>(l)]->Forward(n1, ctx, m);
+  Tensor h = Tensor::Empty({B, T, C});
+  ops::Add(x, m, h);
+  Tensor n2 = Tensor::Empty({B, T, C}), rstd2 = Tensor::Empty({B * T});
+  ops::RmsNormForward(h, L.post_norm, static_cast<float>(cfg_.rms_norm_eps), n2, rstd2);
+  Tensor g = Tensor::Empty({B, T, F}), u = Tensor::Empty({B, T, F}), a = Tensor::Empty({B, T, F});
+  ops::LinearForward(n2, L.w_gate, Tensor(), g);
+  ops::LinearForward(n2, L.w_up, Tensor(), u);
+  ops::SwiGluForward(g, u, a);
+  Tensor f = Tensor::Empty({B, T, C});
+  ops::LinearForward(a, L.w_down, Tensor(), f);
+  ops::Add(h, f, out);
+  if (hook) hook(l, n1, m, out);
+  if (keep) {
+    L.x = x; L.n1 = n1; L.rstd1 = rstd1; L.h = h; L.n2 = n2; L.rstd2 = rstd2;
+    L.g = g; L.u = u; L.a = a;
+  } else {
+    L.x = L.n1 = L.rstd1 = L.h = L.n2 = L.rstd2 = L.g = L.u = L.a = Tensor();
+  }
+}
+
+void DecoderModel::BlockBackward(int l, const Tensor& dout, MixerContext& ctx, Tensor& dx) {
+  Layer& L = layers_[static_cast<std::size_t>(l)];
+  RADLADS_CHECK(L.x.defined()) << "layer " << l << ": Backward without a training Forward";
+  const std::int64_t B = dout.dim(0), T = dout.dim(1), C = cfg_.hidden_size, F = cfg_.intermediate_size;
+  // out = h + f: both receive dout.
+  Tensor da = Tensor::Zeros({B, T, F});
+  ops::LinearBackward(L.a, L.w_down, dout, &da, Opt(L.dw_down), nullptr);
+  Tensor dg = Tensor::Zeros({B, T, F}), du = Tensor::Zeros({B, T, F});
+  ops::SwiGluBackward(L.g, L.u, da, &dg, &du);
+  Tensor dn2 = Tensor::Zeros({B, T, C});
+  ops::LinearBackward(L.n2, L.w_gate, dg, &dn2, Opt(L.dw_gate), nullptr);
+  ops::LinearBackward(L.n2, L.w_up, du, &dn2, Opt(L.dw_up), nullptr);
+  Tensor dh = dout.Clone();
+  ops::RmsNormBackward(L.h, L.post_norm, L.rstd2, dn2, &dh, Opt(L.d_post_norm));
+  // h = x + m: dx gets dh directly and through the mixer and norm.
+  Tensor dn1 = Tensor::Zeros({B, T, C});
+  mixers_[static_cast<std::size_t>(l)]->Backward(dh, ctx, &dn1);
+  ops::RmsNormBackward(L.x, L.in_norm, L.rstd1, dn1, &dx, Opt(L.d_in_norm));
+  ops::Add(dx, dh, dx);
+  L.x = L.n1 = L.rstd1 = L.h = L.n2 = L.rstd2 = L.g = L.u = L.a = Tensor();
+}
+
+Tensor DecoderModel::RunLayers(const Tensor& x, int first, int last, const DecoderForwardOptions& opts) {
+  RADLADS_CHECK(0 <= first && first <= last && last <= cfg_.num_hidden_layers)
+      << "layer range [" << first << ", " << last << ")";
+  const std::int64_t B = x.dim(0), T = x.dim(1);
+  MixerContext ctx;
+  ctx.batch = B;
+  ctx.time = T;
+  ctx.pos0 = opts.pos0;
+  ctx.rope = &Rope(opts.pos0 + T);
+  ctx.need_backward = opts.need_backward;
+  Tensor cur = x;
+  for (int l = first; l < last; ++l) {
+    Tensor next = Tensor::Empty({B, T, cfg_.hidden_size});
+    BlockForward(l, cur, ctx, opts.need_backward, opts.hook, next);
+    cur = next;
+  }
+  if (opts.need_backward) ctx_ = ctx;
+  return cur;
+}
+
+Tensor DecoderModel::FinalNorm(const Tensor& x) {
+  Tensor y = Tensor::Empty(x.shape()), rstd = Tensor::Empty({x.numel() / cfg_.hidden_size});
+  ops::RmsNormForward(x, final_norm_, static_cast<float>(cfg_.rms_norm_eps), y, rstd);
+  return y;
+}
+
+Tensor DecoderModel::Forward(const Tensor& ids, const DecoderForwardOptions& opts) {
+  Tensor x0 = Embed(ids);
+  Tensor xl = RunLayers(x0, 0, cfg_.num_hidden_layers, opts);
+  Tensor y = Tensor::Empty(xl.shape()), rstd = Tensor::Empty({xl.numel() / cfg_.hidden_size});
+  ops::RmsNormForward(xl, final_norm_, static_cast<float>(cfg_.rms_norm_eps), y, rstd);
+  trained_forward_ = opts.need_backward;
+  if (opts.need_backward) {
+    ids_ = ids;
+    x_last_ = xl;
+    final_rstd_ = rstd;
+  }
+  return y;
+}
+
+void DecoderModel::Backward(const Tensor& dhidden) {
+  RADLADS_CHECK(trained_forward_) << "Backward without a training Forward";
+  trained_forward_ = false;
+  Tensor dx = Tensor::Zeros(x_last_.shape());
+  ops::RmsNormBackward(x_last_, final_norm_, final_rstd_, dhidden, &dx, Opt(d_final_norm_));
+  MixerContext& ctx = ctx_;
+  if (ctx.v_first.defined() && !ctx.dv_first.defined()) ctx.dv_first = Tensor::Zeros(ctx.v_first.shape());
+  for (int l = cfg_.num_hidden_layers - 1; l >= 0; --l) {
+    Tensor dprev = Tensor::Zeros(dx.shape());
+    BlockBackward(l, dx, ctx, dprev);
+    dx = dprev;
+  }
+  if (d_embed_.defined()) ops::EmbeddingBackward(ids_, dx, d_embed_);
+  ctx_ = MixerContext();
+  x_last_ = final_rstd_ = ids_ = Tensor();
+}
+
+Tensor DecoderModel::Logits(const Tensor& hidden) const {
+  const std::int64_t N = hidden.numel() / cfg_.hidden_size;
+  Tensor logits = Tensor::Empty({N, cfg_.vocab_size});
+  ops::LinearForward(hidden.View({N, cfg_.hidden_size}), head_w_, Tensor(), logits);
+  return logits;
+}
+
+}  // namespace radlads
