@@ -14,6 +14,7 @@ find_package(GTest REQUIRED)
 find_package(RocksDB CONFIG REQUIRED)
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(OpenSSL REQUIRED)
+find_package(ZLIB REQUIRED)
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 
 # OpenBLAS: the OpenMP build, so that GEMMs and our own `#pragma omp` loops share one thread

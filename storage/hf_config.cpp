@@ -98,10 +98,34 @@ Status ParseQwen2CommonFields(const nlohmann::json& j, std::string_view source, 
   RADLADS_RETURN_IF_ERROR(f.Int("bos_token_id", &c.bos_token_id));
   RADLADS_RETURN_IF_ERROR(f.IntOrIntList("eos_token_id", &c.eos_token_ids));
   RADLADS_RETURN_IF_ERROR(f.String("torch_dtype", &c.torch_dtype));
+  RADLADS_RETURN_IF_ERROR(f.String("dtype", &c.torch_dtype));  // transformers >= 5 name
   if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
     return Status::InvalidArgument(std::string(source) +
                                    ": rope_scaling: only null is supported (got " +
                                    j["rope_scaling"].dump() + ")");
+  }
+  // transformers >= 5 writes the RoPE settings as rope_parameters {rope_type, rope_theta}.
+  if (auto it = j.find("rope_parameters"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) return f.TypeError("rope_parameters", "an object");
+    JsonFields rp(*it, std::string(source) + ": rope_parameters");
+    std::string type = "default";
+    RADLADS_RETURN_IF_ERROR(rp.String("rope_type", &type));
+    if (type != "default") {
+      return Status::InvalidArgument(std::string(source) + ": rope_parameters.rope_type: \"" + type +
+                                     "\" is not supported; expected \"default\" (plain RoPE)");
+    }
+    RADLADS_RETURN_IF_ERROR(rp.Number("rope_theta", &c.rope_theta));
+  }
+  if (auto it = j.find("layer_types"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return f.TypeError("layer_types", "a list of strings");
+    for (std::size_t i = 0; i < it->size(); ++i) {
+      const auto& t = (*it)[i];
+      if (!t.is_string() || t.get<std::string>() != "full_attention") {
+        return Status::InvalidArgument(std::string(source) + ": layer_types[" + std::to_string(i) +
+                                       "]: " + t.dump() +
+                                       " is not supported; every layer must be \"full_attention\"");
+      }
+    }
   }
   return Status::Ok();
 }

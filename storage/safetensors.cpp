@@ -26,7 +26,13 @@ std::string ShapeString(const std::vector<std::int64_t>& shape) {
 }
 
 std::string RangeString(std::uint64_t begin, std::uint64_t end) {
-  return "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
+  // Built by appending: GCC 12's -Wrestrict misfires on "[" + std::to_string(...) at -O3.
+  std::string out = "[";
+  out += std::to_string(begin);
+  out += ", ";
+  out += std::to_string(end);
+  out += "]";
+  return out;
 }
 
 std::string KnownDTypeNames() {

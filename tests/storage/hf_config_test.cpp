@@ -112,3 +112,28 @@ TEST(HfConfig, MissingFileIsNotFound) {
 
 }  // namespace
 }  // namespace radlads
+
+namespace radlads {
+namespace {
+
+TEST(HfConfig, ReadsTransformers5Layout) {
+  std::string j = R"({"model_type": "qwen2", "hidden_size": 64, "num_attention_heads": 4,
+      "num_hidden_layers": 2, "intermediate_size": 128, "vocab_size": 320, "dtype": "bfloat16",
+      "rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"},
+      "layer_types": ["full_attention", "full_attention"], "sliding_window": null})";
+  auto c = ParseQwen2ConfigJson(j, "t5/config.json");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_DOUBLE_EQ(c->rope_theta, 500000.0);
+  EXPECT_EQ(c->torch_dtype, "bfloat16");
+  auto yarn = ParseQwen2ConfigJson(
+      R"({"model_type": "qwen2", "rope_parameters": {"rope_theta": 1e6, "rope_type": "yarn"}})",
+      "t5/config.json");
+  EXPECT_NE(yarn.status().message().find("rope_parameters.rope_type"), std::string::npos);
+  auto sliding = ParseQwen2ConfigJson(
+      R"({"model_type": "qwen2", "layer_types": ["full_attention", "sliding_attention"]})",
+      "t5/config.json");
+  EXPECT_NE(sliding.status().message().find("layer_types[1]"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace radlads
