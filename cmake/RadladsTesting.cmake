@@ -37,6 +37,8 @@ function(radlads_add_test)
   endif()
   set_tests_properties(${T_NAME} PROPERTIES LABELS ${T_LABEL}
       WORKING_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}")
+  # Tests may run side by side (ctest -j): OpenMP threads must sleep, not spin, at barriers.
+  set_property(TEST ${T_NAME} APPEND PROPERTY ENVIRONMENT "OMP_WAIT_POLICY=passive")
   if(T_LABEL STREQUAL "gpu")
     set_tests_properties(${T_NAME} PROPERTIES SKIP_RETURN_CODE 77)
   endif()
