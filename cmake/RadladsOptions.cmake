@@ -16,6 +16,11 @@ endif()
 
 # Flags applied to every target the project defines (not to imported ones).
 set(RADLADS_CXX_WARNINGS -Wall -Wextra -Wpedantic -Wno-missing-field-initializers)
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+  # GCC 12 at -O3 reports -Wrestrict inside libstdc++'s std::string concatenation
+  # (GCC bug 105329, fixed in 13): a false positive in code we do not own.
+  list(APPEND RADLADS_CXX_WARNINGS -Wno-restrict)
+endif()
 if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
   # `#pragma omp simd` loops that clang cannot vectorise (e.g. under sanitizer instrumentation)
   # are reported as -Wpass-failed; that is a missed optimisation, not a defect.
