@@ -32,3 +32,21 @@ std::string FormatChecksum(std::uint64_t v) {
 }
 
 }  // namespace radlads
+
+namespace radlads {
+
+Result<std::uint64_t> ParseChecksum(std::string_view text) {
+  constexpr std::string_view kPrefix = "xxh3:";
+  if (text.size() != kPrefix.size() + 16 || text.substr(0, kPrefix.size()) != kPrefix) {
+    return Status::InvalidArgument("checksum \"" + std::string(text) + "\": expected xxh3:<16 hex digits>");
+  }
+  std::uint64_t v = 0;
+  for (char c : text.substr(kPrefix.size())) {
+    int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+    if (d < 0) return Status::InvalidArgument("checksum \"" + std::string(text) + "\": not lowercase hex");
+    v = v * 16 + static_cast<std::uint64_t>(d);
+  }
+  return v;
+}
+
+}  // namespace radlads

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/status.h"
+
 namespace radlads {
 
 std::uint64_t Checksum64(std::span<const std::byte> data);
@@ -30,5 +32,7 @@ class Checksum64Stream {
 
 // "xxh3:0123456789abcdef" (16 lowercase hex digits); the form stored in manifests and state.
 std::string FormatChecksum(std::uint64_t v);
+// Parses FormatChecksum's form; InvalidArgument naming the text otherwise.
+Result<std::uint64_t> ParseChecksum(std::string_view text);
 
 }  // namespace radlads

@@ -56,7 +56,8 @@ std::string ProgressBar::HumanDuration(double s) {
 std::string ProgressBar::Render(std::uint64_t done, const std::string& suffix, int width) const {
   double elapsed = ElapsedSeconds();
   double frac = total_ > 0 ? std::min(1.0, static_cast<double>(done) / static_cast<double>(total_)) : 1.0;
-  double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
+  const std::uint64_t fresh = done > base_ ? done - base_ : 0;
+  double rate = elapsed > 0 ? static_cast<double>(fresh) / elapsed : 0.0;
   double eta = rate > 0 ? static_cast<double>(total_ - std::min(done, total_)) / rate : -1;
   char stats[160];
   std::snprintf(stats, sizeof(stats), " %3d%%  %s/%s %s  %s %s/s  ETA %s",

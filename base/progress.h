@@ -24,6 +24,9 @@ class ProgressBar {
 
   // Sets the absolute count done and an optional free-form suffix ("loss 0.1234").
   void Update(std::uint64_t done, const std::string& suffix = "");
+  // Work already done before this bar started (a resumed phase): shown in the count and the
+  // percentage, excluded from the rate and the ETA.
+  void SetBase(std::uint64_t done) { base_ = done; done_ = done; }
   // Prints the final line with the total time. Idempotent.
   void Finish(const std::string& suffix = "");
 
@@ -44,6 +47,7 @@ class ProgressBar {
   bool tty_;
   bool finished_ = false;
   std::uint64_t done_ = 0;
+  std::uint64_t base_ = 0;
   std::string suffix_;
   Clock::time_point start_;
   Clock::time_point last_draw_;

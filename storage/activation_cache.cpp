@@ -128,13 +128,14 @@ std::vector<std::uint16_t> ToBf16(const float* src, std::int64_t n) {
 std::int64_t ActivationCacheMeta::PayloadBytes() const {
   const std::int64_t elem = static_cast<std::int64_t>(DTypeSize(dtype));
   const std::int64_t per = samples * seq_len * hidden * elem;
-  return per * (2 * layers() + 1) + samples * seq_len * 4;
+  return per * (2 * layers() + 1) + samples * seq_len * (4 + value_first_width * elem);
 }
 
 bool operator==(const ActivationCacheMeta& a, const ActivationCacheMeta& b) {
   return a.segment == b.segment && a.stage == b.stage && a.first_layer == b.first_layer &&
          a.last_layer == b.last_layer && a.samples == b.samples && a.seq_len == b.seq_len &&
-         a.hidden == b.hidden && a.sample_begin == b.sample_begin && a.dtype == b.dtype;
+         a.hidden == b.hidden && a.sample_begin == b.sample_begin && a.dtype == b.dtype &&
+         a.value_first_width == b.value_first_width;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -149,10 +150,11 @@ struct ActivationCacheWriter::Impl {
   hid_t StoredType() const { return meta.dtype == DType::kBF16 ? H5T_STD_U16LE : H5T_IEEE_F32LE; }
   hid_t MemType() const { return meta.dtype == DType::kBF16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_FLOAT; }
 
-  Status CreateDataset(const std::string& name, hid_t type, int rank) {
+  Status CreateDataset(const std::string& name, hid_t type, int rank, std::int64_t width = 0) {
+    if (width == 0) width = meta.hidden;
     hsize_t dims[3] = {static_cast<hsize_t>(meta.samples), static_cast<hsize_t>(meta.seq_len),
-                       static_cast<hsize_t>(meta.hidden)};
-    hsize_t chunk[3] = {1, static_cast<hsize_t>(meta.seq_len), static_cast<hsize_t>(meta.hidden)};
+                       static_cast<hsize_t>(width)};
+    hsize_t chunk[3] = {1, static_cast<hsize_t>(meta.seq_len), static_cast<hsize_t>(width)};
     H5Handle space(H5Screate_simple(rank, dims, nullptr), H5Sclose);
     H5Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
     if (meta.samples > 0) {
@@ -168,12 +170,13 @@ struct ActivationCacheWriter::Impl {
   }
 
   Status WriteRows(const std::string& name, std::int64_t first, std::int64_t n, int rank, hid_t mem_type,
-                   const void* data) {
+                   const void* data, std::int64_t width = 0) {
+    if (width == 0) width = meta.hidden;
     H5Handle ds(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
     if (!ds.ok()) return H5Error(path, "open dataset " + name);
     hsize_t start[3] = {static_cast<hsize_t>(first), 0, 0};
     hsize_t count[3] = {static_cast<hsize_t>(n), static_cast<hsize_t>(meta.seq_len),
-                        static_cast<hsize_t>(meta.hidden)};
+                        static_cast<hsize_t>(width)};
     H5Handle fspace(H5Dget_space(ds.get()), H5Sclose);
     H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
     H5Handle mspace(H5Screate_simple(rank, count, nullptr), H5Sclose);
@@ -197,11 +200,12 @@ struct ActivationCacheWriter::Impl {
   }
 
   Status WriteFloats(const std::string& name, std::int64_t first, const Tensor& t) {
+    const std::int64_t width = t.dim(-1);
     if (meta.dtype == DType::kBF16) {
       std::vector<std::uint16_t> b = ToBf16(t.f32(), t.numel());
-      return WriteRows(name, first, t.dim(0), 3, H5T_NATIVE_UINT16, b.data());
+      return WriteRows(name, first, t.dim(0), 3, H5T_NATIVE_UINT16, b.data(), width);
     }
-    return WriteRows(name, first, t.dim(0), 3, H5T_NATIVE_FLOAT, t.f32());
+    return WriteRows(name, first, t.dim(0), 3, H5T_NATIVE_FLOAT, t.f32(), width);
   }
 };
 
@@ -243,13 +247,18 @@ Result<std::unique_ptr<ActivationCacheWriter>> ActivationCacheWriter::Create(
   RADLADS_RETURN_IF_ERROR(WriteAttrI64(root, "hidden", meta.hidden));
   RADLADS_RETURN_IF_ERROR(WriteAttrI64(root, "sample_begin", meta.sample_begin));
   RADLADS_RETURN_IF_ERROR(WriteAttrStr(root, "dtype", std::string(DTypeName(meta.dtype))));
+  RADLADS_RETURN_IF_ERROR(WriteAttrI64(root, "value_first_width", meta.value_first_width));
   for (std::int64_t l = meta.first_layer; l < meta.last_layer; ++l) {
     RADLADS_RETURN_IF_ERROR(impl->CreateDataset(LayerGroup(l) + "/mixer_in", impl->StoredType(), 3));
     RADLADS_RETURN_IF_ERROR(impl->CreateDataset(LayerGroup(l) + "/mixer_out", impl->StoredType(), 3));
   }
   RADLADS_RETURN_IF_ERROR(impl->CreateDataset("/stage_out", impl->StoredType(), 3));
   RADLADS_RETURN_IF_ERROR(impl->CreateDataset("/tokens", H5T_STD_I32LE, 2));
-  impl->written.assign(static_cast<std::size_t>(meta.layers() + 1),
+  if (meta.value_first_width > 0) {
+    RADLADS_RETURN_IF_ERROR(
+        impl->CreateDataset("/value_first", impl->StoredType(), 3, meta.value_first_width));
+  }
+  impl->written.assign(static_cast<std::size_t>(meta.layers() + 1 + (meta.value_first_width > 0 ? 1 : 0)),
                        std::vector<bool>(static_cast<std::size_t>(meta.samples), false));
   return std::unique_ptr<ActivationCacheWriter>(new ActivationCacheWriter(std::move(impl)));
 }
@@ -277,8 +286,20 @@ Status ActivationCacheWriter::WriteStageOutput(std::int64_t first, const Tensor&
   if (tokens.dtype() != DType::kI32) return Status::InvalidArgument(m.path + ": tokens must be I32");
   RADLADS_RETURN_IF_ERROR(m.WriteFloats("/stage_out", first, hidden));
   RADLADS_RETURN_IF_ERROR(m.WriteRows("/tokens", first, tokens.dim(0), 2, H5T_NATIVE_INT32, tokens.raw()));
-  auto& w = m.written.back();
+  auto& w = m.written[static_cast<std::size_t>(m.meta.layers())];
   for (std::int64_t i = first; i < first + hidden.dim(0); ++i) w[static_cast<std::size_t>(i)] = true;
+  return Status::Ok();
+}
+
+Status ActivationCacheWriter::WriteValueFirst(std::int64_t first, const Tensor& v_first) {
+  Impl& m = *impl_;
+  if (m.meta.value_first_width == 0) {
+    return Status::InvalidArgument(m.path + ": this cache has no value_first dataset");
+  }
+  RADLADS_RETURN_IF_ERROR(m.CheckRange("value_first", first, v_first, m.meta.value_first_width));
+  RADLADS_RETURN_IF_ERROR(m.WriteFloats("/value_first", first, v_first));
+  auto& w = m.written.back();
+  for (std::int64_t i = first; i < first + v_first.dim(0); ++i) w[static_cast<std::size_t>(i)] = true;
   return Status::Ok();
 }
 
@@ -287,8 +308,10 @@ Result<std::uint64_t> ActivationCacheWriter::Finish() {
   for (std::size_t k = 0; k < m.written.size(); ++k) {
     for (std::size_t i = 0; i < m.written[k].size(); ++i) {
       if (!m.written[k][i]) {
-        std::string what = k + 1 == m.written.size() ? std::string("stage output")
-                                                     : "layer " + std::to_string(m.meta.first_layer + static_cast<std::int64_t>(k));
+        const auto layers = static_cast<std::size_t>(m.meta.layers());
+        std::string what = k == layers       ? std::string("stage output")
+                           : k > layers      ? std::string("value_first")
+                                             : "layer " + std::to_string(m.meta.first_layer + static_cast<std::int64_t>(k));
         return Status::FailedPrecondition(m.path + ": " + what + " sample " + std::to_string(i) +
                                           " was never written");
       }
@@ -316,12 +339,14 @@ struct ActivationCacheReader::Impl {
   ActivationCacheMeta meta;
   H5Handle file;
 
-  Status ReadRows(const std::string& name, std::int64_t first, std::int64_t n, int rank, Tensor& out) const {
+  Status ReadRows(const std::string& name, std::int64_t first, std::int64_t n, int rank, Tensor& out,
+                  std::int64_t width = 0) const {
+    if (width == 0) width = meta.hidden;
     H5Handle ds(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
     if (!ds.ok()) return Status::Corruption(path + ": dataset " + name + " is missing");
     hsize_t start[3] = {static_cast<hsize_t>(first), 0, 0};
     hsize_t count[3] = {static_cast<hsize_t>(n), static_cast<hsize_t>(meta.seq_len),
-                        static_cast<hsize_t>(meta.hidden)};
+                        static_cast<hsize_t>(width)};
     H5Handle fspace(H5Dget_space(ds.get()), H5Sclose);
     if (H5Sget_simple_extent_ndims(fspace.get()) != rank) {
       return Status::Corruption(path + ": dataset " + name + " has the wrong rank");
@@ -329,7 +354,7 @@ struct ActivationCacheReader::Impl {
     hsize_t dims[3] = {0, 0, 0};
     H5Sget_simple_extent_dims(fspace.get(), dims, nullptr);
     if (dims[0] != static_cast<hsize_t>(meta.samples) || dims[1] != static_cast<hsize_t>(meta.seq_len) ||
-        (rank == 3 && dims[2] != static_cast<hsize_t>(meta.hidden))) {
+        (rank == 3 && dims[2] != static_cast<hsize_t>(width))) {
       return Status::Corruption(path + ": dataset " + name + " disagrees with the file's shape attributes");
     }
     H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
@@ -402,6 +427,9 @@ Result<std::unique_ptr<ActivationCacheReader>> ActivationCacheReader::Open(
                   Field{"hidden", &m.hidden}, Field{"sample_begin", &m.sample_begin}}) {
     if (!ReadAttrI64(root, f.name, f.v)) return Status::Corruption(path + ": attribute " + f.name + " is missing");
   }
+  if (!ReadAttrI64(root, "value_first_width", &m.value_first_width) || m.value_first_width < 0) {
+    return Status::Corruption(path + ": attribute value_first_width is missing or negative");
+  }
   if (!ReadAttrStr(root, "dtype", &dtype) || (dtype != "F32" && dtype != "BF16")) {
     return Status::Corruption(path + ": dtype attribute: expected F32 or BF16");
   }
@@ -429,6 +457,15 @@ Status ActivationCacheReader::ReadLayer(std::int64_t layer, std::int64_t first, 
   RADLADS_RETURN_IF_ERROR(m.CheckOut("mixer_out", first, mixer_out, m.meta.hidden));
   RADLADS_RETURN_IF_ERROR(m.ReadRows(LayerGroup(layer) + "/mixer_in", first, mixer_in.dim(0), 3, mixer_in));
   return m.ReadRows(LayerGroup(layer) + "/mixer_out", first, mixer_out.dim(0), 3, mixer_out);
+}
+
+Status ActivationCacheReader::ReadValueFirst(std::int64_t first, Tensor& v_first) const {
+  const Impl& m = *impl_;
+  if (m.meta.value_first_width == 0) {
+    return Status::InvalidArgument(m.path + ": this cache has no value_first dataset");
+  }
+  RADLADS_RETURN_IF_ERROR(m.CheckOut("value_first", first, v_first, m.meta.value_first_width));
+  return m.ReadRows("/value_first", first, v_first.dim(0), 3, v_first, m.meta.value_first_width);
 }
 
 Status ActivationCacheReader::ReadStageOutput(std::int64_t first, Tensor& hidden, Tensor& tokens) const {

@@ -39,6 +39,10 @@ struct ActivationCacheMeta {
   std::int64_t hidden = 0;        // channels
   std::int64_t sample_begin = 0;  // global sample index of the segment's first sequence
   DType dtype = DType::kF32;      // storage type: F32 or BF16
+  // RAD-RWKV7 students: width A of /value_first (layer 0's value on the teacher stream, expanded
+  // to the query heads), carried by every stage's file so align tasks of any stage can read it;
+  // 0 when the file has none.
+  std::int64_t value_first_width = 0;
 
   std::int64_t layers() const { return last_layer - first_layer; }
   // Bytes of the datasets' payload (mixer in/out for every layer + stage output + tokens).
@@ -59,6 +63,8 @@ class ActivationCacheWriter {
   // Writes samples [first, first + n) of the stage output [n, T, C] and their input tokens
   // [n, T] I32.
   Status WriteStageOutput(std::int64_t first, const Tensor& hidden, const Tensor& tokens);
+  // Writes samples [first, first + n) of /value_first: [n, T, value_first_width] F32.
+  Status WriteValueFirst(std::int64_t first, const Tensor& v_first);
   // Closes, fsyncs and renames into place. Returns the file's checksum.
   Result<std::uint64_t> Finish();
 
@@ -80,6 +86,8 @@ class ActivationCacheReader {
   // Reads samples [first, first + n) of a layer into mixer_in / mixer_out [n, T, C] F32.
   Status ReadLayer(std::int64_t layer, std::int64_t first, Tensor& mixer_in, Tensor& mixer_out) const;
   Status ReadStageOutput(std::int64_t first, Tensor& hidden, Tensor& tokens) const;
+  // Samples [first, first + n) of /value_first into [n, T, value_first_width].
+  Status ReadValueFirst(std::int64_t first, Tensor& v_first) const;
 
  private:
   struct Impl;

@@ -25,6 +25,9 @@ TEST(Checksum, StreamEqualsOneShotAndDetectsFlips) {
   // XXH3-64 of the empty input is a published constant.
   EXPECT_EQ(Checksum64(std::string_view()), 0x2D06800538D394C2ull);
   EXPECT_EQ(FormatChecksum(0x2D06800538D394C2ull), "xxh3:2d06800538d394c2");
+  EXPECT_EQ(*ParseChecksum("xxh3:2d06800538d394c2"), 0x2D06800538D394C2ull);
+  EXPECT_FALSE(ParseChecksum("xxh3:2D06800538D394C2").ok());
+  EXPECT_FALSE(ParseChecksum("crc:1").ok());
 }
 
 }  // namespace

@@ -71,13 +71,12 @@ TEST(Plan, TinyOnLocalCpu) {
     EXPECT_DOUBLE_EQ(plan->worker.capacity_bytes, 8.0 * kGiB);  // 16 GiB / 2 workers
     // fp32 cache on CPUs: 4 B x 128 x (2 x 4 layers + 1 stage output) + a 4-byte token id.
     EXPECT_EQ(plan->cache.bytes_per_token, 4 * 128 * 9 + 4);
-    // 1024 steps of 2,048 tokens are 9.0 GiB: more than the 4 GiB budget, so it is streamed.
-    // The budget holds 454 steps; a window of ceil(2 workers / pp 1) + 1 = 3 would allow 151
-    // steps per segment, capped at 1/8 of step 1 = 128: 8 segments, W = 3.
-    EXPECT_FALSE(plan->cache.kept);
+    // 72 steps of 4,096 tokens are 1.27 GiB: the 4 GiB budget keeps the whole cache, split into
+    // the minimum of 8 segments of 9 steps, all resident (W = 8).
+    EXPECT_TRUE(plan->cache.kept);
     EXPECT_EQ(plan->cache.segments.size(), 8u);
-    EXPECT_EQ(plan->cache.max_segment_steps, 128);
-    EXPECT_EQ(plan->cache.window, 3);
+    EXPECT_EQ(plan->cache.max_segment_steps, 9);
+    EXPECT_EQ(plan->cache.window, 8);
     EXPECT_EQ(plan->tasks.size(), 4u + 8u + 4u * 8u + 3u);
     std::map<TaskType, int> c = plan->TaskCounts();
     EXPECT_EQ(c[TaskType::kTransfer], 4);
@@ -190,17 +189,17 @@ TEST(Plan, AutoLayoutTakesTheBestFittingLayout) {
 }
 
 TEST(Plan, DatasetTooSmallForTheBudget) {
-  PlanInputs in = ShippedInputs("tiny-rwkv7", "tiny", "local-cpu", 1'000'000);
+  PlanInputs in = ShippedInputs("tiny-rwkv7", "tiny", "local-cpu", 200'000);
   in.data.path = "austen.u32";
   Result<Plan> plan = BuildPlan(in, QuietOptions());
   ASSERT_FALSE(plan.ok());
   EXPECT_EQ(plan.status().code(), Status::Code::kInvalidArgument);
   const std::string& m = plan.status().message();
-  // 2,097,152 tokens at seq_len 128 = 16,384 windows; 1M tokens give a prime below 7,811.
-  EXPECT_NE(m.find("dataset austen.u32 (1,000,000 tokens) is too small for step 1 (align)"),
+  // 294,912 tokens at seq_len 256 = 1,152 windows; 200k tokens give the prime 773.
+  EXPECT_NE(m.find("dataset austen.u32 (200,000 tokens) is too small for step 1 (align)"),
             std::string::npos) << m;
-  EXPECT_NE(m.find("2,097,152 tokens needs 16,384 windows of 129 tokens"), std::string::npos) << m;
-  EXPECT_NE(m.find("magic_prime sampler has 7,793 distinct windows"), std::string::npos) << m;
+  EXPECT_NE(m.find("294,912 tokens needs 1,152 windows of 257 tokens"), std::string::npos) << m;
+  EXPECT_NE(m.find("magic_prime sampler has 773 distinct windows"), std::string::npos) << m;
 
   PlanOptions allow = QuietOptions();
   allow.allow_data_repeats = true;
@@ -208,10 +207,10 @@ TEST(Plan, DatasetTooSmallForTheBudget) {
   ASSERT_TRUE(repeated.ok()) << repeated.status().ToString();
   EXPECT_FALSE(repeated->warnings.empty());
 
-  in.data.tokens = 100;  // not even one window of 129 tokens
+  in.data.tokens = 100;  // not even one window of 257 tokens
   plan = BuildPlan(in, QuietOptions());
   ASSERT_FALSE(plan.ok());
-  EXPECT_NE(plan.status().message().find("one window is seq_len + 1 = 129 tokens"),
+  EXPECT_NE(plan.status().message().find("one window is seq_len + 1 = 257 tokens"),
             std::string::npos) << plan.status().message();
 }
 
@@ -225,8 +224,8 @@ TEST(Plan, StepOneTokensAreExactWhateverTheSegmentSize) {
     Result<Plan> plan = BuildPlan(in, opt);
     ASSERT_TRUE(plan.ok()) << plan.status().ToString();
     ExpectWellFormedDag(*plan);
-    const std::int64_t steps = std::min<std::int64_t>(g, 1024);
-    EXPECT_EQ(plan->cache.segments.size(), static_cast<std::size_t>((1024 + steps - 1) / steps));
+    const std::int64_t steps = std::min<std::int64_t>(g, 72);  // the tiny recipe's step 1
+    EXPECT_EQ(plan->cache.segments.size(), static_cast<std::size_t>((72 + steps - 1) / steps));
   }
 }
 

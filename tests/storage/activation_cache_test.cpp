@@ -34,7 +34,7 @@ Tensor Random(Shape s, testing::Rng& rng) {
 
 struct Written {
   std::vector<Tensor> in, out;
-  Tensor stage, tokens;
+  Tensor stage, tokens, vfirst;
   std::uint64_t checksum = 0;
 };
 
@@ -53,6 +53,10 @@ Written WriteCache(const std::string& path, const ActivationCacheMeta& m, testin
   w.tokens = Tensor::Empty({m.samples, m.seq_len}, DType::kI32);
   for (std::int64_t i = 0; i < w.tokens.numel(); ++i) w.tokens.data<std::int32_t>()[i] = static_cast<std::int32_t>(i * 7 % 320);
   EXPECT_TRUE((*writer)->WriteStageOutput(0, w.stage, w.tokens).ok());
+  if (m.value_first_width > 0) {
+    w.vfirst = Random({m.samples, m.seq_len, m.value_first_width}, rng);
+    EXPECT_TRUE((*writer)->WriteValueFirst(0, w.vfirst).ok());
+  }
   auto sum = (*writer)->Finish();
   EXPECT_TRUE(sum.ok()) << sum.status().ToString();
   w.checksum = *sum;
@@ -65,6 +69,7 @@ TEST(ActivationCache, RoundTripF32IsExactAndBf16Rounds) {
     testing::Rng rng(11);
     const std::string path = dir.File("S00003_P01.h5");
     ActivationCacheMeta m = Meta(dt);
+    if (dt == DType::kF32) m.value_first_width = 8;  // a RAD-RWKV7 cache
     Written w = WriteCache(path, m, rng);
     auto r = ActivationCacheReader::Open(path, m, w.checksum);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -83,6 +88,14 @@ TEST(ActivationCache, RoundTripF32IsExactAndBf16Rounds) {
     Tensor tok = Tensor::Empty({m.samples, m.seq_len}, DType::kI32);
     ASSERT_TRUE((*r)->ReadStageOutput(0, hs, tok).ok());
     EXPECT_EQ(std::memcmp(tok.raw(), w.tokens.raw(), tok.nbytes()), 0);
+    if (m.value_first_width > 0) {
+      Tensor vf = Tensor::Empty({2, m.seq_len, m.value_first_width});
+      ASSERT_TRUE((*r)->ReadValueFirst(3, vf).ok());
+      EXPECT_EQ(std::memcmp(vf.raw(), w.vfirst.Rows(3, 5).raw(), vf.nbytes()), 0);
+    } else {
+      Tensor vf = Tensor::Empty({1, m.seq_len, 8});
+      EXPECT_EQ((*r)->ReadValueFirst(0, vf).code(), Status::Code::kInvalidArgument);
+    }
   }
 }
 

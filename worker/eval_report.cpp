@@ -1,0 +1,127 @@
+#include "worker/eval_report.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "base/file.h"
+#include "kernels/ops/head_loss.h"
+#include "pipeline/lm_batch.h"
+#include "storage/window_sampler.h"
+
+namespace radlads {
+
+Result<HeldoutComparison> CompareOnHeldout(DecoderModel& teacher, const std::vector<DecoderModel*>& students,
+                                           const TokenDataset& heldout, std::int64_t seq_len,
+                                           std::int64_t batch, std::int64_t max_tokens,
+                                           const std::function<void(std::int64_t, std::int64_t)>& progress) {
+  RADLADS_ASSIGN_OR_RETURN(WindowSampler sampler,
+                           WindowSampler::Create(heldout.size(), {SamplingMode::kSequential,
+                                                                  static_cast<std::uint64_t>(seq_len), 0}));
+  std::int64_t windows = static_cast<std::int64_t>(sampler.slot_count());
+  if (max_tokens > 0) windows = std::min(windows, std::max<std::int64_t>(1, max_tokens / seq_len));
+  double teacher_ce = 0;
+  struct Sums {
+    double ce = 0, kl = 0;
+    std::int64_t agree = 0;
+  };
+  std::vector<Sums> sums(students.size());
+  std::int64_t count = 0;
+  for (std::int64_t w = 0; w < windows; w += batch) {
+    const std::int64_t b = std::min(batch, windows - w);
+    RADLADS_ASSIGN_OR_RETURN(LmBatch lb, ReadLmBatch(heldout, sampler, static_cast<std::uint64_t>(w), b));
+    Tensor th = teacher.Forward(lb.inputs, {});
+    CeResult tc = FusedCrossEntropy(th, teacher.head_weight(), lb.targets, HeadGrads{});
+    teacher_ce += tc.loss_sum;
+    count += tc.count;
+    for (std::size_t i = 0; i < students.size(); ++i) {
+      Tensor sh = students[i]->Forward(lb.inputs, {});
+      KlResult r = FusedKl(sh, students[i]->head_weight(), th, teacher.head_weight(), &lb.targets, HeadGrads{});
+      sums[i].ce += r.ce_sum;
+      sums[i].kl += r.kl_sum;
+      sums[i].agree += r.top1_agree;
+    }
+    if (progress) progress((w + b) * seq_len, windows * seq_len);
+  }
+  if (count == 0) return Status::InvalidArgument(heldout.path() + ": too short to evaluate at seq_len " + std::to_string(seq_len));
+  HeldoutComparison out;
+  out.tokens = count;
+  const double n = static_cast<double>(count);
+  out.teacher.ce = teacher_ce / n;
+  for (std::size_t i = 0; i < students.size(); ++i) {
+    out.students.push_back({sums[i].ce / n, sums[i].kl / n, static_cast<double>(sums[i].agree) / n});
+  }
+  return out;
+}
+
+namespace {
+
+nlohmann::ordered_json Metrics(const HeldoutMetrics& m, bool teacher) {
+  nlohmann::ordered_json j;
+  j["ce"] = m.ce;
+  j["bits_per_byte"] = m.ce / std::log(2.0);
+  if (!teacher) {
+    j["kl"] = m.kl;
+    j["top1"] = m.top1;
+  }
+  return j;
+}
+
+}  // namespace
+
+std::string EvalReportJson(const EvalReport& r) {
+  nlohmann::ordered_json j;
+  j["teacher"] = Metrics(r.teacher, true);
+  j["student"] = Metrics(r.student, false);
+  j["after_step0"] = Metrics(r.after_step0, false);
+  j["after_step1"] = Metrics(r.after_step1, false);
+  j["tokens"] = {{"teacher_pretraining", r.tokens_teacher_pretraining}, {"conversion", r.tokens_conversion},
+                 {"heldout_evaluated", r.heldout_tokens}};
+  j["seconds"] = {{"total", r.seconds_total}, {"eval", r.seconds_eval}};
+  j["eval_seq_len"] = r.seq_len;
+  j["samples"] = {{"prompt", r.prompt}, {"teacher", r.teacher_continuation}, {"student", r.student_continuation}};
+  return j.dump(2) + "\n";
+}
+
+Result<EvalReport> ParseEvalReport(std::string_view json, std::string_view source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(json.begin(), json.end());
+    EvalReport r;
+    auto m = [&](const char* k, HeldoutMetrics* out) {
+      out->ce = j.at(k).at("ce").get<double>();
+      if (j.at(k).contains("kl")) out->kl = j.at(k).at("kl").get<double>();
+      if (j.at(k).contains("top1")) out->top1 = j.at(k).at("top1").get<double>();
+    };
+    m("teacher", &r.teacher);
+    m("student", &r.student);
+    m("after_step0", &r.after_step0);
+    m("after_step1", &r.after_step1);
+    r.tokens_teacher_pretraining = j.at("tokens").at("teacher_pretraining").get<std::int64_t>();
+    r.tokens_conversion = j.at("tokens").at("conversion").get<std::int64_t>();
+    r.heldout_tokens = j.at("tokens").at("heldout_evaluated").get<std::int64_t>();
+    r.seconds_total = j.at("seconds").at("total").get<double>();
+    r.seconds_eval = j.at("seconds").at("eval").get<double>();
+    r.seq_len = j.at("eval_seq_len").get<std::int64_t>();
+    r.prompt = j.at("samples").at("prompt").get<std::string>();
+    r.teacher_continuation = j.at("samples").at("teacher").get<std::string>();
+    r.student_continuation = j.at("samples").at("student").get<std::string>();
+    return r;
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string(source) + ": not a radlads eval report (" + e.what() + ")");
+  }
+}
+
+std::int64_t TeacherPretrainingTokens(const std::string& teacher_dir) {
+  auto text = ReadFileToString(JoinPath(teacher_dir, "training.json"));
+  if (!text.ok()) return -1;
+  try {
+    auto j = nlohmann::json::parse(*text);
+    if (j.contains("tokens_seen") && j["tokens_seen"].is_number_integer()) return j["tokens_seen"].get<std::int64_t>();
+  } catch (const std::exception&) {
+  }
+  return -1;
+}
+
+}  // namespace radlads

@@ -1,0 +1,53 @@
+// Evaluation of a conversion on held-out text: cross-entropy of the teacher and of students,
+// KL(teacher || student) and top-1 agreement, over consecutive windows of the held-out data;
+// and the eval.json report (keys documented in docs/protocol.md).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "pipeline/decoder.h"
+#include "storage/token_dataset.h"
+
+namespace radlads {
+
+struct HeldoutMetrics {
+  double ce = 0.0;    // nats per token
+  double kl = 0.0;    // KL(teacher || student), nats per token (0 for the teacher)
+  double top1 = 0.0;  // fraction of positions whose argmax agrees with the teacher's
+};
+
+struct HeldoutComparison {
+  HeldoutMetrics teacher;
+  std::vector<HeldoutMetrics> students;
+  std::int64_t tokens = 0;  // positions evaluated
+};
+
+// Runs the teacher once per batch and every student on the same windows of seq_len + 1 tokens
+// (each window predicts seq_len tokens), at most max_tokens positions (0 = all).
+Result<HeldoutComparison> CompareOnHeldout(DecoderModel& teacher, const std::vector<DecoderModel*>& students,
+                                           const TokenDataset& heldout, std::int64_t seq_len,
+                                           std::int64_t batch, std::int64_t max_tokens,
+                                           const std::function<void(std::int64_t, std::int64_t)>& progress = {});
+
+struct EvalReport {
+  HeldoutMetrics teacher, student, after_step0, after_step1;
+  std::int64_t heldout_tokens = 0;
+  std::int64_t seq_len = 0;
+  std::int64_t tokens_teacher_pretraining = -1;  // -1: unknown (no training.json with the teacher)
+  std::int64_t tokens_conversion = 0;
+  double seconds_total = 0.0;
+  double seconds_eval = 0.0;
+  std::string prompt, teacher_continuation, student_continuation;
+};
+
+std::string EvalReportJson(const EvalReport& r);
+Result<EvalReport> ParseEvalReport(std::string_view json, std::string_view source);
+
+// tokens_seen from DIR/training.json (written by `radlads-model pretrain`), or -1.
+std::int64_t TeacherPretrainingTokens(const std::string& teacher_dir);
+
+}  // namespace radlads

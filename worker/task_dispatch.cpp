@@ -1,0 +1,34 @@
+#include "worker/task_env.h"
+
+namespace radlads {
+
+Result<TaskResult> RunTask(TaskEnv& env, const LeaseGrant& grant, TaskReporter& reporter) {
+  switch (grant.task.type) {
+    case TaskType::kTransfer: return RunTransferTask(env, grant, reporter);
+    case TaskType::kCache: return RunCacheTask(env, grant, reporter);
+    case TaskType::kAlign: return RunAlignTask(env, grant, reporter);
+    case TaskType::kDistill:
+    case TaskType::kFinetune: return RunGangTask(env, grant, reporter);
+    case TaskType::kExport: return RunExportTask(env, grant, reporter);
+    case TaskType::kEval: return RunEvalTask(env, grant, reporter);
+  }
+  return Status::Internal("unknown task type");
+}
+
+Result<const CommittedCheckpoint*> DependencyRecord(const LeaseGrant& grant, const std::string& dep_id) {
+  for (std::size_t i = 0; i < grant.task.deps.size() && i < grant.inputs.size(); ++i) {
+    if (grant.task.deps[i] == dep_id) return &grant.inputs[i];
+  }
+  return Status::NotFound(grant.task.id + ": no committed record of its dependency " + dep_id);
+}
+
+bool CheckpointClock::Due(std::int64_t steps_since_start) const {
+  if (every_steps_ > 0 && steps_since_start > 0 && steps_since_start % every_steps_ == 0) return true;
+  if (every_seconds_ > 0) {
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_).count();
+    if (s >= every_seconds_) return true;
+  }
+  return false;
+}
+
+}  // namespace radlads
