@@ -175,10 +175,13 @@ TEST(LocalRunDrain, InterruptedRunResumesToTheSameResult) {
   // Reference: uninterrupted.
   RunResult ref = Exec(kCoord + " run " + cfg + " --run " + dir.File("ref"));
   ASSERT_EQ(ref.code, 0) << ref.out;
-  // Interrupted: SIGTERM a little after the start, then resume until done.
+  // Interrupted: SIGTERM as soon as each milestone file appears (mid step 1, mid step 2, during
+  // export/eval), then resume until done. Milestones, not sleeps, so a fast machine still drains.
   const std::string run = dir.File("cut");
+  const std::string milestones[] = {RunLayout::CacheFile(2, 0), RunLayout::GangFile("distill", 3),
+                                    RunLayout::OutputModelDir() + "/config.json"};
   int drains = 0;
-  for (int attempt = 0; attempt < 20; ++attempt) {
+  for (const std::string& milestone : milestones) {
     pid_t pid = ::fork();
     if (pid == 0) {
       std::freopen("/dev/null", "w", stdout);
@@ -186,17 +189,27 @@ TEST(LocalRunDrain, InterruptedRunResumesToTheSameResult) {
       ::execl(kCoord.c_str(), kCoord.c_str(), "run", cfg.c_str(), "--run", run.c_str(), static_cast<char*>(nullptr));
       std::_Exit(127);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(attempt == 0 ? 2500 : 1500));
-    ::kill(pid, SIGTERM);
     int status = 0;
-    ::waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFEXITED(status));
+    bool exited = false;
+    const std::string watched = run + "/" + milestone;
+    while (!PathExists(watched)) {
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        exited = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (!exited) {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, &status, 0);
+    }
+    ASSERT_TRUE(WIFEXITED(status)) << milestone;
     const int code = WEXITSTATUS(status);
-    ASSERT_TRUE(code == 0 || code == 3) << "exit " << code;
+    ASSERT_TRUE(code == 0 || code == 3) << "exit " << code << " at " << milestone;
     if (code == 0) break;
     ++drains;
   }
-  EXPECT_GE(drains, 1) << "the run finished before any SIGTERM; the test did not interrupt it";
+  EXPECT_GE(drains, 2) << "the run outran the SIGTERMs; the test interrupted it only " << drains << " times";
   RunResult fin = Exec(kCoord + " run " + cfg + " --run " + run);
   ASSERT_EQ(fin.code, 0) << fin.out;
   auto a = ParseEvalReport(*ReadFileToString(dir.File("ref/output/eval.json")), "ref");
