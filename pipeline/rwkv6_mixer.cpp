@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vec_math.h"
+#include "kernels/gemm.h"
 #include "kernels/ops/activation.h"
 #include "kernels/ops/elementwise.h"
 #include "kernels/ops/gla.h"
@@ -91,6 +94,123 @@ Tensor& ParamValue(ParamSet& params, const std::string& name) {
 
 Tensor GradView(const Tensor& g, const Shape& shape) { return g.defined() ? g.View(shape) : Tensor(); }
 Tensor* Opt(Tensor& t) { return t.defined() ? &t : nullptr; }
+
+// ops::LinearBackward, except that dx is OVERWRITTEN with dy W (a GEMM with beta = 0: the caller
+// need not zero-fill it). dW and db accumulate as usual.
+void LinearBackwardInto(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx, Tensor* dw,
+                        Tensor* db) {
+  const std::int64_t out = w.dim(0), in = w.dim(1), n = dx.numel() / in;
+  RADLADS_CHECK(dx.numel() == n * in && dy.numel() == n * out && x.numel() == n * in)
+      << "LinearBackwardInto: x " << x.DebugString() << ", w " << w.DebugString() << ", dy "
+      << dy.DebugString() << ", dx " << dx.DebugString();
+  Gemm(false, false, n, in, out, 1.0f, dy.f32(), out, w.f32(), in, 0.0f, dx.f32(), in);
+  if (dw != nullptr || db != nullptr) ops::LinearBackward(x, w, dy, nullptr, dw, db);
+}
+
+// Column ranges for the fused passes that also reduce over rows: each thread owns whole columns
+// and walks the rows in order, so the fp64 column sums are independent of the thread count.
+constexpr std::int64_t kColGrain = 16;
+
+// 1. Tokenshift backward (the math of ops::LerpBackward for the five branches and for xx, and of
+// ops::TokenShiftDeltaBackward), in two fused passes around the LoRA backward:
+//   x_c = x + delta (mu_c + m_c) (c = r, k, v, w, g), m = LoRA(xx), xx = x + delta mu_x,
+//   delta_t = x_{t-1} - x_t.
+// The passes split the columns over the threads and walk the rows in order, so the fp64 sums
+// of dmu_c are independent of the thread count.
+struct TokenShiftSaved {
+  const Tensor& x;      // [B,T,C]
+  const Tensor& delta;  // [B,T,C]
+  const Tensor& xx;     // [B,T,C]
+  const Tensor& ts_h;   // [B*T, 5 r]
+  const Tensor& ts_m;   // [5, B*T, C]
+  const Tensor& w1;     // time_maa_w1 and its gradient (undefined: frozen)
+  const Tensor& w2;
+  Tensor* dw1;
+  Tensor* dw2;
+  const Tensor& mu_x;   // time_maa_x and its gradient
+  float* dmu_x;
+  const float* mu[5];   // time_maa_{r,k,v,w,g} and their gradients (null: frozen)
+  float* dmu[5];
+};
+
+void TokenShiftBackward(const TokenShiftSaved& sv, const Tensor& dxs, Tensor& dxr) {
+  constexpr int kShifts = 5;
+  const std::int64_t C = sv.x.dim(2), BT = dxr.numel() / C, T = sv.x.dim(1), plane = BT * C;
+  Tensor dm = Tensor::Empty({kShifts, BT, C});
+  Tensor ddelta = Tensor::Empty({BT, C});  // the five branches' part
+  {
+    const float* gp = dxs.f32();
+    const float* dlp = sv.delta.f32();
+    const float* mp = sv.ts_m.f32();
+    float* dmp = dm.f32();
+    float* ddp = ddelta.f32();
+    float* dxp = dxr.f32();
+    const float* const* mu = sv.mu;
+    float* const* dmu = sv.dmu;
+    cpu::ParallelFor(C, kColGrain, [&](std::int64_t c0, std::int64_t c1) {
+      const std::int64_t w = c1 - c0;
+      std::vector<double> acc(static_cast<std::size_t>(kShifts * w), 0.0);
+      double* __restrict ap = acc.data();
+      for (std::int64_t r = 0; r < BT; ++r) {
+        const std::int64_t o = r * C + c0;
+#pragma omp simd
+        for (std::int64_t j = 0; j < w; ++j) {
+          const float dl = dlp[o + j];
+          float sdx = 0.0f, sdd = 0.0f;
+          for (int i = 0; i < kShifts; ++i) {
+            const float g = gp[i * plane + o + j];
+            sdx += g;
+            sdd += g * (mu[i][c0 + j] + mp[i * plane + o + j]);
+            dmp[i * plane + o + j] = g * dl;
+            ap[i * w + j] += static_cast<double>(g) * dl;
+          }
+          dxp[o + j] += sdx;
+          ddp[o + j] = sdd;
+        }
+      }
+      for (int i = 0; i < kShifts; ++i) {
+        if (dmu[i] == nullptr) continue;
+        for (std::int64_t j = 0; j < w; ++j) dmu[i][c0 + j] += static_cast<float>(ap[i * w + j]);
+      }
+    });
+  }
+  Tensor dxx = Tensor::Zeros(sv.xx.shape());
+  ops::LoraBackward(sv.xx, sv.w1, sv.w2, ops::LoraActivation::kTanh, sv.ts_h, dm, &dxx, sv.dw1,
+                    sv.dw2, nullptr);
+  dm = Tensor();
+  {
+    // xx's lerp (dx += dxx, ddelta += dxx mu_x, dmu_x) and delta's shift
+    // (dx_t += ddelta_{t+1} - ddelta_t), with ddelta's final value formed on the fly.
+    const float* gp = dxx.f32();
+    const float* dlp = sv.delta.f32();
+    const float* ddp = ddelta.f32();
+    const float* mux = sv.mu_x.f32();
+    float* dmux = sv.dmu_x;
+    float* dxp = dxr.f32();
+    cpu::ParallelFor(C, kColGrain, [&](std::int64_t c0, std::int64_t c1) {
+      const std::int64_t w = c1 - c0;
+      std::vector<double> acc(static_cast<std::size_t>(w), 0.0);
+      double* __restrict ap = acc.data();
+      for (std::int64_t r = 0; r < BT; ++r) {
+        const std::int64_t o = r * C + c0;
+        const bool last = (r + 1) % T == 0;
+#pragma omp simd
+        for (std::int64_t j = 0; j < w; ++j) {
+          const float g = gp[o + j];
+          const float mj = mux[c0 + j];
+          const float f0 = ddp[o + j] + g * mj;
+          const float f1 = last ? 0.0f : ddp[o + C + j] + gp[o + C + j] * mj;
+          dxp[o + j] += g;
+          dxp[o + j] += f1 - f0;
+          ap[j] += static_cast<double>(g) * dlp[o + j];
+        }
+      }
+      if (dmux != nullptr) {
+        for (std::int64_t j = 0; j < w; ++j) dmux[c0 + j] += static_cast<float>(ap[j]);
+      }
+    });
+  }
+}
 
 }  // namespace
 
@@ -201,19 +321,65 @@ void Rwkv6Mixer::Forward(const Tensor& x, MixerContext& ctx, Tensor& y) {
   Tensor xs[kShifts];
   Tensor delta, xx, ts_h, ts_m;
   if (cfg_.use_tokenshift) {
+    // Fused passes (the math of ops::TokenShiftDeltaForward and ops::LerpForward): delta and xx
+    // in one pass, then the five mixed inputs in one pass.
     delta = Tensor::Empty({B, T, C_});
-    ops::TokenShiftDeltaForward(x, delta);
     xx = Tensor::Empty({B, T, C_});
-    ops::LerpForward(x, delta, maa_x_.value.View({C_}), Tensor(), xx);
+    const std::int64_t C = C_;
+    {
+      const float* xp = x.f32();
+      const float* mux = maa_x_.value.f32();
+      float* dp = delta.f32();
+      float* xxp = xx.f32();
+      cpu::ParallelFor(BT, ops::RowGrain(C), [&](std::int64_t r0, std::int64_t r1) {
+        for (std::int64_t r = r0; r < r1; ++r) {
+          const float* __restrict xr = xp + r * C;
+          const float* __restrict xprev = r % T == 0 ? nullptr : xr - C;  // x_{-1} = 0
+          float* __restrict dr = dp + r * C;
+          float* __restrict xxr = xxp + r * C;
+          if (xprev == nullptr) {
+#pragma omp simd
+            for (std::int64_t j = 0; j < C; ++j) {
+              dr[j] = 0.0f - xr[j];
+              xxr[j] = xr[j] + dr[j] * mux[j];
+            }
+          } else {
+#pragma omp simd
+            for (std::int64_t j = 0; j < C; ++j) {
+              dr[j] = xprev[j] - xr[j];
+              xxr[j] = xr[j] + dr[j] * mux[j];
+            }
+          }
+        }
+      });
+    }
     ts_h = Tensor::Empty({BT, kShifts * r_ts_});
     ts_m = Tensor::Empty({kShifts, BT, C_});
     ops::LoraForward(xx, maa_w1_.value, maa_w2_.value, Tensor(), ops::LoraActivation::kTanh, ts_h,
                      ts_m);
-    for (int i = 0; i < kShifts; ++i) {
-      xs[i] = Tensor::Empty({B, T, C_});
-      ops::LerpForward(x, delta, maa_[i].value.View({C_}), ts_m.Rows(i, i + 1).View({B, T, C_}),
-                       xs[i]);
+    Tensor xs_all = Tensor::Empty({kShifts, BT, C_});
+    {
+      const float* xp = x.f32();
+      const float* dp = delta.f32();
+      const float* mp = ts_m.f32();
+      float* yp = xs_all.f32();
+      const float* mu[kShifts];
+      for (int i = 0; i < kShifts; ++i) mu[i] = maa_[i].value.f32();
+      cpu::ParallelFor(BT, ops::RowGrain(kShifts * C), [&](std::int64_t r0, std::int64_t r1) {
+        for (std::int64_t r = r0; r < r1; ++r) {
+          const float* __restrict xr = xp + r * C;
+          const float* __restrict dr = dp + r * C;
+          for (int i = 0; i < kShifts; ++i) {
+            const float* __restrict mr = mp + (i * BT + r) * C;
+            const float* __restrict mui = mu[i];
+            float* __restrict yr = yp + (i * BT + r) * C;
+#pragma omp simd
+            for (std::int64_t j = 0; j < C; ++j) yr[j] = xr[j] + dr[j] * (mui[j] + mr[j]);
+          }
+        }
+      });
     }
+    for (int i = 0; i < kShifts; ++i) xs[i] = xs_all.Rows(i, i + 1).View({B, T, C_});
   } else {
     for (Tensor& t : xs) t = x;
   }
@@ -250,11 +416,22 @@ void Rwkv6Mixer::Forward(const Tensor& x, MixerContext& ctx, Tensor& y) {
     float* lwp = logw.f32();
     const float* kep = k_exp.f32();
     float* kp_out = cfg_.balance_state ? k.f32() : nullptr;
+    // cpu::Exp / cpu::Expm1 (kernels/cpu/vec_math.h) vectorise, std::exp / std::expm1 do not.
     cpu::ParallelFor(BT * A_, kElemGrain, [&](std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) {
-        const float lw = std::max(-std::exp(dp[i]), kLogDecayMin);
-        lwp[i] = lw;
-        if (kp_out != nullptr) kp_out[i] = kep[i] * -std::expm1(lw);  // k' (1 - w)
+      if (kp_out != nullptr) {
+#pragma omp simd
+        for (std::int64_t i = i0; i < i1; ++i) {
+          const float e = -cpu::Exp(dp[i]);
+          const float lw = e > kLogDecayMin ? e : kLogDecayMin;
+          lwp[i] = lw;
+          kp_out[i] = kep[i] * -cpu::Expm1(lw);  // k' (1 - w)
+        }
+      } else {
+#pragma omp simd
+        for (std::int64_t i = i0; i < i1; ++i) {
+          const float e = -cpu::Exp(dp[i]);
+          lwp[i] = e > kLogDecayMin ? e : kLogDecayMin;
+        }
       }
     });
   }
@@ -281,15 +458,26 @@ void Rwkv6Mixer::Forward(const Tensor& x, MixerContext& ctx, Tensor& y) {
   Tensor g, gate_h, pg = pn;
   if (cfg_.gate_rank_type != 0) {
     g = Tensor::Empty({B, T, A_});
+    pg = Tensor::Empty({B, T, A_});
     if (cfg_.gate_rank_type == 1) {
       ops::LinearForward(xs[4], gate_.value, Tensor(), g);
-      ops::SigmoidForward(g, g);
+      // g = sigmoid(z) in place and pg = pn * g, one pass.
+      float* gp = g.f32();
+      const float* pnp = pn.f32();
+      float* pgp = pg.f32();
+      cpu::ParallelFor(BT * A_, kElemGrain, [&](std::int64_t i0, std::int64_t i1) {
+#pragma omp simd
+        for (std::int64_t i = i0; i < i1; ++i) {
+          const float gi = cpu::Sigmoid(gp[i]);
+          gp[i] = gi;
+          pgp[i] = pnp[i] * gi;
+        }
+      });
     } else {
       gate_h = Tensor::Empty({BT, r_g_});
       ops::LoraForward(xs[4], g1_.value, g2_.value, Tensor(), ops::LoraActivation::kSigmoid, gate_h, g);
+      ops::Mul(pn, g, pg);
     }
-    pg = Tensor::Empty({B, T, A_});
-    ops::Mul(pn, g, pg);
   }
 
   // 8. Output projection.
@@ -333,48 +521,63 @@ void Rwkv6Mixer::Backward(const Tensor& dy, MixerContext& ctx, Tensor* dx) {
   Tensor& dxr = dx != nullptr ? *dx : dx_local;
   RADLADS_CHECK(dxr.shape() == x_.shape()) << "Rwkv6Mixer dx " << dxr.DebugString();
 
-  // With tokenshift, a branch's gradient wrt its x_c goes through the lerp
-  // x_c = x + delta (mu_c + m_c): dx += dxc, ddelta += dxc (mu_c + m_c), dmu_c, dm_c.
+  // With tokenshift, branch c's gradient wrt its input x_c = x + delta (mu_c + m_c) goes into
+  // its own slot of dxs [5, B*T, C]; one fused pass at the end applies the five lerp backwards
+  // (dx += dx_c, ddelta += dx_c (mu_c + m_c), dmu_c, dm_c = dx_c delta). Without tokenshift the
+  // branches accumulate into dx directly.
   const bool ts = cfg_.use_tokenshift;
-  Tensor dxc, ddelta, dm;
-  if (ts) {
-    dxc = Tensor::Empty({B, T, C_});
-    ddelta = Tensor::Zeros({B, T, C_});
-    dm = Tensor::Zeros({kShifts, BT, C_});
-  }
-  auto branch_grad = [&]() -> Tensor& {
+  Tensor dxs;
+  if (ts) dxs = Tensor::Empty({kShifts, BT, C_});
+  auto slot = [&](int i) { return dxs.Rows(i, i + 1).View({B, T, C_}); };
+  // Where an accumulating op (LoRA) writes branch i's input gradient.
+  auto acc_slot = [&](int i) -> Tensor {
     if (!ts) return dxr;
-    dxc.SetZero();
-    return dxc;
+    Tensor t = slot(i);
+    t.SetZero();
+    return t;
   };
-  auto finish_branch = [&](int i) {
-    if (!ts) return;
-    Tensor dmu = GradView(maa_[i].grad, {C_});
-    Tensor dmi = dm.Rows(i, i + 1).View({B, T, C_});
-    ops::LerpBackward(delta_, maa_[i].value.View({C_}), ts_m_.Rows(i, i + 1).View({B, T, C_}), dxc,
-                      &dxr, &ddelta, Opt(dmu), &dmi);
+  auto linear_branch = [&](int i, const Tensor& w, const Tensor& d, Tensor* dw, Tensor* db) {
+    if (ts) {
+      Tensor si = slot(i);
+      LinearBackwardInto(xs_[i], w, d, si, dw, db);
+    } else {
+      ops::LinearBackward(xs_[i], w, d, &dxr, dw, db);
+    }
   };
 
   // 8. Output projection.
-  Tensor d_pg = Tensor::Zeros({B, T, A_});
-  ops::LinearBackward(pg_, wo_.value, dy, &d_pg, wo_.g(), bo_.g());
+  Tensor d_pg = Tensor::Empty({B, T, A_});
+  LinearBackwardInto(pg_, wo_.value, dy, d_pg, wo_.g(), bo_.g());
 
   // 7. Gate.
   Tensor d_pn = d_pg;
-  if (cfg_.gate_rank_type != 0) {
+  if (cfg_.gate_rank_type == 1) {
+    // pg = pn g, g = sigmoid(z): d_pn = d_pg g, dz = d_pg pn g (1 - g), one pass.
+    d_pn = Tensor::Empty({B, T, A_});
+    Tensor dz = Tensor::Empty({B, T, A_});
+    const float* dpgp = d_pg.f32();
+    const float* gp = g_.f32();
+    const float* pnp = pn_.f32();
+    float* dpnp = d_pn.f32();
+    float* dzp = dz.f32();
+    cpu::ParallelFor(BT * A_, kElemGrain, [&](std::int64_t i0, std::int64_t i1) {
+#pragma omp simd
+      for (std::int64_t i = i0; i < i1; ++i) {
+        const float gi = gp[i];
+        dpnp[i] = dpgp[i] * gi;
+        dzp[i] = dpgp[i] * pnp[i] * (gi * (1.0f - gi));
+      }
+    });
+    linear_branch(4, gate_.value, dz, gate_.g(), nullptr);
+  } else if (cfg_.gate_rank_type == 2) {
     d_pn = Tensor::Zeros({B, T, A_});
     Tensor dg = Tensor::Zeros({B, T, A_});
     ops::MulBackward(pn_, g_, d_pg, &d_pn, &dg);
-    Tensor& dxg = branch_grad();
-    if (cfg_.gate_rank_type == 1) {
-      Tensor dz = Tensor::Zeros({B, T, A_});
-      ops::SigmoidBackward(g_, dg, dz);
-      ops::LinearBackward(xs_[4], gate_.value, dz, &dxg, gate_.g(), nullptr);
-    } else {
-      ops::LoraBackward(xs_[4], g1_.value, g2_.value, ops::LoraActivation::kSigmoid, gate_h_, dg,
-                        &dxg, g1_.g(), g2_.g(), nullptr);
-    }
-    finish_branch(4);
+    Tensor dxg = acc_slot(4);
+    ops::LoraBackward(xs_[4], g1_.value, g2_.value, ops::LoraActivation::kSigmoid, gate_h_, dg,
+                      &dxg, g1_.g(), g2_.g(), nullptr);
+  } else if (ts) {
+    slot(4).SetZero();  // no gate: x_g feeds nothing
   }
   d_pg = Tensor();
 
@@ -409,24 +612,30 @@ void Rwkv6Mixer::Backward(const Tensor& dy, MixerContext& ctx, Tensor* dx) {
     float* dkp = dk.f32();
     float* dlp = dlogw.f32();
     cpu::ParallelFor(BT * A_, kElemGrain, [&](std::int64_t i0, std::int64_t i1) {
-      for (std::int64_t i = i0; i < i1; ++i) {
-        float dlw = dlp[i];
-        if (balance) {
+      if (balance) {
+#pragma omp simd
+        for (std::int64_t i = i0; i < i1; ++i) {
           const float lw = lwp[i];
-          dlw -= dkp[i] * kep[i] * std::exp(lw);
-          dkp[i] *= -std::expm1(lw);
+          const float em1 = cpu::Expm1(lw);  // w - 1
+          const float dlw = dlp[i] - dkp[i] * kep[i] * (em1 + 1.0f);
+          dkp[i] *= -em1;
+          const float e = -cpu::Exp(dp[i]);
+          dlp[i] = e >= kLogDecayMin ? dlw * e : 0.0f;
         }
-        const float e = -std::exp(dp[i]);
-        dlp[i] = e >= kLogDecayMin ? dlw * e : 0.0f;
+      } else {
+#pragma omp simd
+        for (std::int64_t i = i0; i < i1; ++i) {
+          const float e = -cpu::Exp(dp[i]);
+          dlp[i] = e >= kLogDecayMin ? dlp[i] * e : 0.0f;
+        }
       }
     });
   }
   {
-    Tensor& dxw = branch_grad();
+    Tensor dxw = acc_slot(3);
     Tensor ddecay = GradView(decay_.grad, {A_});
     ops::LoraBackward(xs_[3], decay_w1_.value, decay_w2_.value, ops::LoraActivation::kTanh, decay_h_,
                       dlogw.View({B, T, A_}), &dxw, decay_w1_.g(), decay_w2_.g(), Opt(ddecay));
-    finish_branch(3);
   }
   dlogw = Tensor();
 
@@ -445,30 +654,21 @@ void Rwkv6Mixer::Backward(const Tensor& dy, MixerContext& ctx, Tensor* dx) {
     dr = dr_pre;
     dkp = dk_pre;
   }
-  {
-    Tensor& dxq = branch_grad();
-    ops::LinearBackward(xs_[0], wq_.value, dr.View({B, T, A_}), &dxq, wq_.g(), bq_.g());
-    finish_branch(0);
-  }
-  {
-    Tensor& dxk = branch_grad();
-    ops::LinearBackward(xs_[1], wk_.value, dkp.View({B, T, Akv_}), &dxk, wk_.g(), bk_.g());
-    finish_branch(1);
-  }
-  {
-    Tensor& dxv = branch_grad();
-    ops::LinearBackward(xs_[2], wv_.value, dvp.View({B, T, Akv_}), &dxv, wv_.g(), bv_.g());
-    finish_branch(2);
-  }
-
-  // 1. Tokenshift: xx = x + delta mu_x, m = LoRA(xx), delta = shift(x) - x.
+  linear_branch(0, wq_.value, dr.View({B, T, A_}), wq_.g(), bq_.g());
+  linear_branch(1, wk_.value, dkp.View({B, T, Akv_}), wk_.g(), bk_.g());
+  linear_branch(2, wv_.value, dvp.View({B, T, Akv_}), wv_.g(), bv_.g());
+  dr = dkp = dvp = Tensor();
   if (ts) {
-    Tensor dxx = Tensor::Zeros({B, T, C_});
-    ops::LoraBackward(xx_, maa_w1_.value, maa_w2_.value, ops::LoraActivation::kTanh, ts_h_, dm, &dxx,
-                      maa_w1_.g(), maa_w2_.g(), nullptr);
-    Tensor dmu = GradView(maa_x_.grad, {C_});
-    ops::LerpBackward(delta_, maa_x_.value.View({C_}), Tensor(), dxx, &dxr, &ddelta, Opt(dmu), nullptr);
-    ops::TokenShiftDeltaBackward(ddelta, dxr);
+    TokenShiftSaved sv{x_,           delta_,       xx_,          ts_h_,
+                       ts_m_,        maa_w1_.value, maa_w2_.value, maa_w1_.g(),
+                       maa_w2_.g(),  maa_x_.value,  nullptr,      {},
+                       {}};
+    sv.dmu_x = maa_x_.grad.defined() ? maa_x_.grad.f32() : nullptr;
+    for (int i = 0; i < kShifts; ++i) {
+      sv.mu[i] = maa_[i].value.f32();
+      sv.dmu[i] = maa_[i].grad.defined() ? maa_[i].grad.f32() : nullptr;
+    }
+    TokenShiftBackward(sv, dxs, dxr);
   }
 }
 

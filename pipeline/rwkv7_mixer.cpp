@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vec_math.h"
 #include "kernels/ops/activation.h"
 #include "kernels/ops/dplr.h"
 #include "kernels/ops/elementwise.h"
@@ -212,32 +213,59 @@ void Rwkv7Mixer::DplrKeys(const Tensor& kx, const Tensor& a, const Tensor& logw,
   float* ktp = ktil.f32();
   float* adp = ad.f32();
   float* bdp = bd.f32();
+  // Per (token, head) row; `balance` is hoisted out of the element loops so they vectorise
+  // (cpu::Exp is the vectorisable exp). The norm accumulates in double.
   cpu::ParallelFor(rows, ops::RowGrain(N), [&](std::int64_t q0, std::int64_t q1) {
     for (std::int64_t q = q0; q < q1; ++q) {
       const std::int64_t off = q * N, ch = (q % H) * N;
-      const float* kq = kxp + off;
+      const float* __restrict kq = kxp + off;
+      const float* __restrict kk = kkp + ch;
+      const float* __restrict ka = kap + ch;
+      const float* __restrict aq = ap + off;
+      const float* __restrict lwq = lwp + off;
+      float* __restrict kapq = kapp + off;
+      float* __restrict ktq = ktp + off;
+      float* __restrict adq = adp + off;
+      float* __restrict bdq = bdp + off;
       if (nrmp != nullptr) {
         double ss = 0.0;
         if (balance) {
+#pragma omp simd reduction(+ : ss)
           for (std::int64_t j = 0; j < N; ++j) ss += static_cast<double>(kq[j]) * kq[j];
         } else {
+#pragma omp simd reduction(+ : ss)
           for (std::int64_t j = 0; j < N; ++j) {
-            const double t = static_cast<double>(kq[j]) * kkp[ch + j];
+            const double t = static_cast<double>(kq[j]) * kk[j];
             ss += t * t;
           }
         }
         const float nr = static_cast<float>(std::sqrt(ss));
         nrmp[q] = nr;
         const float inv = 1.0f / std::fmax(nr, kNormEps);
-        for (std::int64_t j = 0; j < N; ++j)
-          kapp[off + j] = balance ? kq[j] * inv : kq[j] * kkp[ch + j] * inv;
+        if (balance) {
+#pragma omp simd
+          for (std::int64_t j = 0; j < N; ++j) kapq[j] = kq[j] * inv;
+        } else {
+#pragma omp simd
+          for (std::int64_t j = 0; j < N; ++j) kapq[j] = kq[j] * kk[j] * inv;
+        }
       }
-      for (std::int64_t j = 0; j < N; ++j) {
-        const float aj = ap[off + j], kj = kq[j], kapj = kapp[off + j];
-        ktp[off + j] = balance ? kj * (1.0f - std::exp(lwp[off + j]) + aj)
-                               : kj * (1.0f + (aj - 1.0f) * kap[ch + j]);
-        adp[off + j] = -kapj;
-        bdp[off + j] = kapj * aj;
+      if (balance) {
+#pragma omp simd
+        for (std::int64_t j = 0; j < N; ++j) {
+          const float aj = aq[j], kapj = kapq[j];
+          ktq[j] = kq[j] * (1.0f - cpu::Exp(lwq[j]) + aj);
+          adq[j] = -kapj;
+          bdq[j] = kapj * aj;
+        }
+      } else {
+#pragma omp simd
+        for (std::int64_t j = 0; j < N; ++j) {
+          const float aj = aq[j], kapj = kapq[j];
+          ktq[j] = kq[j] * (1.0f + (aj - 1.0f) * ka[j]);
+          adq[j] = -kapj;
+          bdq[j] = kapj * aj;
+        }
       }
     }
   });
@@ -289,6 +317,7 @@ void Rwkv7Mixer::Forward(const Tensor& x, MixerContext& ctx, Tensor& y) {
   {
     float* lw = logw.f32();
     cpu::ParallelFor(n * A, 1 << 14, [&](std::int64_t i0, std::int64_t i1) {
+#pragma omp simd
       for (std::int64_t i = i0; i < i1; ++i) lw[i] = -kDecayScale * ops::SigmoidScalar(lw[i]);
     });
   }
@@ -475,44 +504,65 @@ void Rwkv7Mixer::Backward(const Tensor& dy, MixerContext& ctx, Tensor* dx) {
     float* dap = da.f32();
     float* dkkp = dkk_e.defined() ? dkk_e.f32() : nullptr;
     float* dkae = dka_e.defined() ? dka_e.f32() : nullptr;
+    // `balance` is hoisted out of the element loops so they vectorise.
     cpu::ParallelFor(n * H, ops::RowGrain(N), [&](std::int64_t q0, std::int64_t q1) {
       for (std::int64_t q = q0; q < q1; ++q) {
         const std::int64_t off = q * N, ch = (q % H) * N;
+        const float* __restrict aq = ap + off;
+        const float* __restrict kq = kxp + off;
+        const float* __restrict kapq = kapp + off;
+        const float* __restrict lwq = lwp + off;
+        const float* __restrict dktq = dktp + off;
+        const float* __restrict dadq = dadp + off;
+        const float* __restrict dbdq = dbdp + off;
+        float* __restrict dlwq = dlwp + off;
+        float* __restrict dkxq = dkxp + off;
+        float* __restrict daq = dap + off;
         // d kappa = -d a_dplr + d b_dplr * iclr; its projection for the normalisation.
         double dot = 0.0;
+#pragma omp simd reduction(+ : dot)
         for (std::int64_t j = 0; j < N; ++j) {
-          const float dkap = -dadp[off + j] + dbdp[off + j] * ap[off + j];
-          dot += static_cast<double>(kapp[off + j]) * dkap;
+          const float dkap = -dadq[j] + dbdq[j] * aq[j];
+          dot += static_cast<double>(kapq[j]) * dkap;
         }
         const float nr = nrmp[q];
         const bool proj = nr > kNormEps;
         const float inv = 1.0f / std::fmax(nr, kNormEps);
         const float dotf = proj ? static_cast<float>(dot) : 0.0f;
-        for (std::int64_t j = 0; j < N; ++j) {
-          const std::int64_t i = off + j;
-          const float aj = ap[i], kj = kxp[i], kapj = kapp[i];
-          const float dkap = -dadp[i] + dbdp[i] * aj;
-          // Gradient wrt the normalised vector (k, or k * k_k).
-          const float dnj = (dkap - kapj * dotf) * inv;
-          float daj = dbdp[i] * kapj;
-          const float dkt = dktp[i];
-          float dlw = dlwp[i];
-          if (balance) {
-            const float wj = std::exp(lwp[i]);
-            dkxp[i] = dkt * (1.0f - wj + aj) + dnj;
-            dlw -= dkt * kj * wj;
-            daj += dkt * kj;
-          } else {
+        if (balance) {
+#pragma omp simd
+          for (std::int64_t j = 0; j < N; ++j) {
+            const float aj = aq[j], kj = kq[j], kapj = kapq[j];
+            const float dkap = -dadq[j] + dbdq[j] * aj;
+            // Gradient wrt the normalised vector k.
+            const float dnj = (dkap - kapj * dotf) * inv;
+            const float dkt = dktq[j];
+            const float wj = cpu::Exp(lwq[j]);
+            dkxq[j] = dkt * (1.0f - wj + aj) + dnj;
+            const float dlw = dlwq[j] - dkt * kj * wj;
+            const float daj = dbdq[j] * kapj + dkt * kj;
+            daq[j] = daj * aj * (1.0f - aj);
+            // log w = -c s, s = sigmoid(w_raw): d w_raw = d log w * (-c) s (1 - s).
+            const float s = -lwq[j] / kDecayScale;
+            dlwq[j] = dlw * (-kDecayScale) * s * (1.0f - s);
+          }
+        } else {
+          for (std::int64_t j = 0; j < N; ++j) {
+            const std::int64_t i = off + j;
+            const float aj = aq[j], kj = kq[j], kapj = kapq[j];
+            const float dkap = -dadq[j] + dbdq[j] * aj;
+            // Gradient wrt the normalised vector k * k_k.
+            const float dnj = (dkap - kapj * dotf) * inv;
+            const float dkt = dktq[j];
             const float kaj = kap[ch + j];
-            dkxp[i] = dkt * (1.0f + (aj - 1.0f) * kaj) + dnj * kkp[ch + j];
-            daj += dkt * kj * kaj;
+            dkxq[j] = dkt * (1.0f + (aj - 1.0f) * kaj) + dnj * kkp[ch + j];
+            const float daj = dbdq[j] * kapj + dkt * kj * kaj;
             if (dkae != nullptr) dkae[i] = dkt * kj * (aj - 1.0f);
             if (dkkp != nullptr) dkkp[i] = dnj * kj;
+            daq[j] = daj * aj * (1.0f - aj);
+            const float s = -lwq[j] / kDecayScale;
+            dlwq[j] = dlwq[j] * (-kDecayScale) * s * (1.0f - s);
           }
-          dap[i] = daj * aj * (1.0f - aj);
-          // log w = -c s, s = sigmoid(w_raw): d w_raw = d log w * (-c) s (1 - s).
-          const float s = -lwp[i] / kDecayScale;
-          dlwp[i] = dlw * (-kDecayScale) * s * (1.0f - s);
         }
       }
     });

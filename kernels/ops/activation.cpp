@@ -51,7 +51,7 @@ void SigmoidBackward(const Tensor& y, const Tensor& dy, Tensor& dx) {
 }
 
 void TanhForward(const Tensor& x, Tensor& y) {
-  Unary(x, y, "TanhForward", [](float v) { return std::tanh(v); });
+  Unary(x, y, "TanhForward", [](float v) { return TanhScalar(v); });
 }
 void TanhBackward(const Tensor& y, const Tensor& dy, Tensor& dx) {
   UnaryBackward(y, dy, dx, "TanhBackward", [](float t) { return 1.0f - t * t; });
@@ -96,6 +96,7 @@ void SwiGluBackward(const Tensor& g, const Tensor& u, const Tensor& dy, Tensor* 
   float* dgp = dg != nullptr ? dg->f32() : nullptr;
   float* dup = du != nullptr ? du->f32() : nullptr;
   cpu::ParallelFor(g.numel(), kGrain, [&](std::int64_t i0, std::int64_t i1) {
+#pragma omp simd
     for (std::int64_t i = i0; i < i1; ++i) {
       const float s = SigmoidScalar(gp[i]);
       if (dgp != nullptr) dgp[i] += dyp[i] * up[i] * (s * (1.0f + gp[i] * (1.0f - s)));

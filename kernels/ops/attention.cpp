@@ -41,6 +41,7 @@
 
 #include "base/check.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vec_math.h"
 
 // `omp simd` asks for vectorisation; clang reports the loops it cannot vectorise as
 // -Wpass-failed, which -Werror turns into errors. Under the sanitizers' instrumentation that is
@@ -94,29 +95,9 @@ Dims CheckInputs(const Tensor& q, const Tensor& k, const Tensor& v, float scale)
   return s;
 }
 
-// exp(x) in fp32, Cephes-style: x = n ln2 + r with ln2 split in two parts, a degree-6
-// polynomial for exp(r), and 2^n built in the exponent bits. Relative error below 1e-7
-// (measured over [-87, 0.5]). Unlike std::exp it vectorises under `omp simd` without
-// -ffast-math. Results below about 1e-38 are not flushed to 0 (they are far below the fp32
-// resolution of the sums they join); NaN propagates.
-inline float ExpF32(float x) {
-  float xc = x > -87.3f ? x : -87.3f;  // NaN takes this branch; restored below
-  xc = xc < 88.3f ? xc : 88.3f;
-  // n = round(xc / ln2) by the 1.5 * 2^23 trick (|n| <= 127), which, unlike std::floor,
-  // vectorises without -ffast-math.
-  const float n = (xc * 1.44269504088896341f + 12582912.f) - 12582912.f;
-  float r = xc - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * (r * r) + r + 1.0f;
-  const float two_n = std::bit_cast<float>((static_cast<std::int32_t>(n) + 127) << 23);
-  return x == x ? y * two_n : x;
-}
+// exp of the (max-subtracted, so <= 0) scores: cpu::ExpFinite (kernels/cpu/vec_math.h), which
+// vectorises under `omp simd`; about 1 ulp, 0 below -87.34, NaN propagates.
+using cpu::ExpFinite;
 
 // Tile buffers hold 64 rows (or columns) and D padded to a multiple of 16 (Dp), zero-filled, so
 // the micro-kernel below always runs on whole 4-row groups and 16-float panels; padding
@@ -282,7 +263,7 @@ void AttentionForward(const Tensor& q, const Tensor& k, const Tensor& v, float s
           float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
           for (i64 j = 0; j < kBlockK; ++j) {
-            const float e = j < len ? ExpF32(row[j] - mx) : 0.f;
+            const float e = j < len ? ExpFinite(row[j] - mx) : 0.f;
             row[j] = e;
             sum += e;
           }
@@ -395,7 +376,7 @@ void AttentionBackward(const Tensor& q, const Tensor& k, const Tensor& v, float 
               const float li = row_lse[i], dii = di[i];
 #pragma omp simd
               for (i64 j = 0; j < kBlockK; ++j) {
-                const float pj = j < len ? ExpF32(prow[j] - li) : 0.f;
+                const float pj = j < len ? ExpFinite(prow[j] - li) : 0.f;
                 dsrow[j] = j < len ? pj * (dsrow[j] - dii) : 0.f;
                 prow[j] = pj;
               }

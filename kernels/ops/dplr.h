@@ -51,9 +51,9 @@
 #pragma once
 
 #include <algorithm>
-#include <bit>
 #include <cstdint>
 
+#include "kernels/cpu/vec_math.h"
 #include "kernels/tensor.h"
 
 namespace radlads {
@@ -87,23 +87,10 @@ struct Problem {
   const float* h0 = nullptr;  // nullptr = zeros
 };
 
-// exp(x) for the log-decays x <= 0 without a libm call, so loops over it vectorise: Cody-Waite
-// reduction and the Cephes expf polynomial (about 1 ulp); returns 0 where exp(x) < FLT_MIN
-// (x < -87.34) instead of a denormal.
-inline float ExpNonPos(float x) {
-  x = std::max(x, -88.0f);  // also maps -inf
-  const float nf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
-  const float r = (x - nf * 0.693359375f) + nf * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  const float scale = std::bit_cast<float>((static_cast<std::int32_t>(nf) + 127) << 23);
-  return x < -87.33654f ? 0.0f : y * scale;
-}
+// exp(x) for the log-decays x <= 0 without a libm call, so loops over it vectorise:
+// cpu::ExpFinite (kernels/cpu/vec_math.h), about 1 ulp; returns 0 where exp(x) < FLT_MIN
+// (x < -87.34, and for -inf) instead of a denormal.
+inline float ExpNonPos(float x) { return cpu::ExpFinite(x); }
 
 void ChunkedForward(const Problem& p, std::int64_t chunk, float* o, float* hT);
 void ChunkedBackward(const Problem& p, std::int64_t chunk, const float* dout, const float* dhT,

@@ -3,9 +3,10 @@
 #pragma once
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdint>
+
+#include "kernels/cpu/vec_math.h"
 
 namespace radlads::gla_internal {
 
@@ -32,29 +33,10 @@ struct GlaProblem {
   float* dh0 = nullptr;        // nullptr = not wanted
 };
 
-// exp(x) in fp32 without libm, so loops over it vectorise. Cody-Waite range reduction to
-// [-ln2/2, ln2/2] and the Cephes expf polynomial: about 1 ulp on [-87, 88]. Results below
-// exp(-87) (~1.6e-38, the bottom of the normal range) flush to 0; above 88 saturate at exp(88).
-inline float FastExp(float x) {
-  // Written with plain selects and the 1.5*2^23 rounding trick (no std::floor / std::min) so
-  // GCC vectorises loops over it without -ffast-math.
-  const bool tiny = x < -87.0f;
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float n = (x * 1.44269504088896341f + kRound) - kRound;
-  float r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float e = p * r * r + r + 1.0f;
-  const float two_n = std::bit_cast<float>((static_cast<std::int32_t>(n) + 127) << 23);
-  return tiny ? 0.0f : e * two_n;
-}
+// exp(x) in fp32 without libm, so loops over it vectorise: cpu::ExpFinite
+// (kernels/cpu/vec_math.h), about 1 ulp; results below exp(-87.34) (the bottom of the normal
+// range) flush to 0, above 88 saturate at exp(88) (so a factor times 0 is never NaN).
+inline float FastExp(float x) { return cpu::ExpFinite(x); }
 
 // Small row-major matrix products for the per-(b, h) work (Gemm may not be called inside a
 // ParallelFor body; at these sizes this register-blocked kernel runs as fast as OpenBLAS's).

@@ -8,6 +8,7 @@
 
 #include "base/check.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vec_math.h"
 #include "kernels/gemm.h"
 
 namespace radlads {
@@ -17,30 +18,9 @@ namespace {
 // Vectorisable math. Plain branch-free float code inside `omp simd` loops: GCC and clang turn
 // these loops into AVX2/AVX-512 code (checked with -fopt-info-vec).
 
-// exp(x) in float, max error ~2 ulp (Cephes expf: x = n ln2 + r, |r| <= ln2/2, degree-6
-// polynomial for exp(r), 2^n through the exponent bits). Returns exactly 0 below -87.34 (where
-// expf would go subnormal) and propagates NaN. Arguments here are always <= ~0.
-inline float ExpF(float x) {
-  constexpr float kLo = -87.336544f;  // 2^n stays a normal number
-  constexpr float kHi = 88.0f;
-  constexpr float kLog2e = 1.44269504088896341f;
-  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  float xc = x > kLo ? x : kLo;          // NaN -> kLo here, restored below
-  xc = xc < kHi ? xc : kHi;
-  const float n = (xc * kLog2e + kRound) - kRound;
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * r * r + r + 1.0f;
-  const std::int32_t e = (static_cast<std::int32_t>(n) + 127) << 23;
-  const float v = y * std::bit_cast<float>(e);
-  return x < kLo ? 0.0f : (x != x ? x : v);
-}
+// exp(x) in float (cpu::ExpFinite, kernels/cpu/vec_math.h: ~1 ulp, exactly 0 below -87.34
+// where expf would go subnormal, NaN propagates). Arguments here are always <= ~0.
+inline float ExpF(float x) { return cpu::ExpFinite(x); }
 
 float RowMax(const float* z, std::int64_t n) {
   float m = -INFINITY;

@@ -48,7 +48,7 @@ void ApplyActivation(LoraActivation act, float* v, std::int64_t count) {
   cpu::ParallelFor(count, kElemGrain, [&](std::int64_t i0, std::int64_t i1) {
     if (act == LoraActivation::kTanh) {
 #pragma omp simd
-      for (std::int64_t i = i0; i < i1; ++i) v[i] = std::tanh(v[i]);
+      for (std::int64_t i = i0; i < i1; ++i) v[i] = TanhScalar(v[i]);
     } else {
 #pragma omp simd
       for (std::int64_t i = i0; i < i1; ++i) v[i] = SigmoidScalar(v[i]);
