@@ -5,6 +5,8 @@
 #include "cli/cli_util.h"
 #include "worker/local_run.h"
 #include "coordinator/plan_command.h"
+#include "coordinator/serve_command.h"
+#include "coordinator/status_command.h"
 #include "kernels/cpu/parallel.h"
 
 int main(int argc, char** argv) {
@@ -54,12 +56,51 @@ int main(int argc, char** argv) {
   run_cmd->add_option("config", run.config, "Run config (e.g. configs/tiny-rwkv7.yaml)")->required();
   run_cmd->add_option("--run", run.run_dir, "Run directory")->required();
 
+  // serve ------------------------------------------------------------------------------------
+  ServeArgs serve;
+  CLI::App* serve_cmd = app.add_subcommand(
+      "serve", "Serve RUN/ to workers over TCP (HMAC-authenticated, docs/protocol.md); SIGUSR1 or "
+               "SIGTERM drains and exits 3 for requeue");
+  serve_cmd->add_option("run", serve.run_dir, "Run directory (written by `plan`)")->required();
+  serve_cmd->add_option("--listen", serve.listen, "ADDR:PORT to listen on (port 0: ephemeral; the bound "
+                                                  "address is written to RUN/coordinator.addr)")
+      ->capture_default_str();
+  serve_cmd->add_option("--lease-ttl-ms", serve.lease_ttl_ms, "Lease deadline after each heartbeat (new runs)")
+      ->capture_default_str();
+  serve_cmd->add_option("--retry-limit", serve.retry_limit, "Failed attempts before a task fails the run (new runs)")
+      ->capture_default_str();
+  serve_cmd->add_option("--cache-window", serve.cache_window, "Resident step-1 cache segments per stage (new runs; "
+                                                              "0: the plan's)")
+      ->capture_default_str();
+  serve_cmd->add_option("--expiry-period-ms", serve.expiry_period_ms, "How often expired leases are reclaimed")
+      ->capture_default_str();
+  serve_cmd->add_option("--idle-timeout-ms", serve.idle_timeout_ms, "Close connections idle this long")
+      ->capture_default_str();
+  serve_cmd->add_option("--frame-timeout-ms", serve.frame_timeout_ms, "Deadline for a handshake, a frame or a write")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-frame-bytes", serve.max_frame_bytes, "Largest frame accepted after the handshake")
+      ->capture_default_str();
+  serve_cmd->add_option("--metrics", serve.metrics_listen,
+                        "ADDR:PORT for a Prometheus text endpoint (GET /metrics); off by default");
+
+  // status -----------------------------------------------------------------------------------
+  StatusArgs status;
+  CLI::App* status_cmd = app.add_subcommand(
+      "status", "Show a run: steps with progress, per-layer step-1 progress, tokens against budget, "
+                "losses, throughput, ETA, workers, failures. Asks the live coordinator, or reads the "
+                "last durable state when none serves");
+  status_cmd->add_option("run", status.run_dir, "Run directory")->required();
+  status_cmd->add_flag("--json", status.json, "Machine-readable output (schema: docs/status.md)");
+  status_cmd->add_option("--watch", status.watch_s, "Redraw every SECONDS until the run ends");
+
   if (int rc = cli::ParseOrExitCode(app, argc, argv); rc >= 0) return rc;
   if (threads > 0) cpu::SetNumThreads(threads);
   if (plan_cmd->parsed()) {
     plan.check_vocab = !no_vocab_check;
     return RunPlanCommand(plan);
   }
+  if (serve_cmd->parsed()) return RunServeCommand(serve);
+  if (status_cmd->parsed()) return RunStatusCommand(status);
   if (run_cmd->parsed()) {
     run.command_line = cli::JoinArgv(argc, argv);
     return RunRunCommand(run);
