@@ -8,7 +8,7 @@
 //   (the teacher's) on the teacher stream (ValueFirstFromTeacher), so per-layer tasks need no
 //   other layer's live weights. The paper's single-process code lets later layers' gradients
 //   flow into layer 0's v_proj through v_first; per-layer tasks cannot, and step 2 trains the
-//   whole model anyway (docs/protocol.md).
+//   whole model anyway (docs/conversion.md).
 // Step 2, knowledge distillation (§2.2): the whole student trains on KL(teacher || student) at
 //   T = 1, token-mean, with the teacher frozen and co-resident; logits are never materialised
 //   beyond [chunk, vocab].

@@ -1,6 +1,6 @@
 // Evaluation of a conversion on held-out text: cross-entropy of the teacher and of students,
 // KL(teacher || student) and top-1 agreement, over consecutive windows of the held-out data;
-// and the eval.json report (keys documented in docs/protocol.md).
+// and the eval.json report (keys documented in docs/conversion.md).
 #pragma once
 
 #include <cstdint>
