@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/parallel.h"
 #include "kernels/gemm.h"
@@ -69,6 +70,40 @@ Tensor DecoderModel::Embed(const Tensor& ids) {
   return x;
 }
 
+// Inference MLP, out = h + (silu(n2 W_gate^T) * (n2 W_up^T)) W_down^T, by blocks of kMlpRows
+// rows: each thread runs the three GEMMs (single-threaded inside the parallel region) and the
+// SwiGLU on its own rows, so the [rows, F] intermediates stay in its cache instead of three
+// [B*T, F] buffers going to memory and back (at K = C = 128 the unblocked GEMMs are bound by
+// those writes). Block boundaries do not depend on the thread count, so results are identical
+// for any number of threads; nothing is kept for a backward.
+constexpr std::int64_t kMlpRows = 64;
+
+void DecoderModel::MlpRowBlocks(const Layer& L, const Tensor& n2, const Tensor& h, Tensor& out) {
+  const std::int64_t C = cfg_.hidden_size, F = cfg_.intermediate_size, N = n2.numel() / C;
+  const std::int64_t blocks = (N + kMlpRows - 1) / kMlpRows;
+  const float* np = n2.f32();
+  const float* hp = h.f32();
+  float* op = out.f32();
+  const float* wg = L.w_gate.f32();
+  const float* wu = L.w_up.f32();
+  const float* wd = L.w_down.f32();
+  cpu::ParallelFor(blocks, 1, [&](std::int64_t b0, std::int64_t b1) {
+    std::vector<float> gbuf(static_cast<std::size_t>(kMlpRows * F));
+    std::vector<float> ubuf(static_cast<std::size_t>(kMlpRows * F));
+    float* g = gbuf.data();
+    float* u = ubuf.data();
+    for (std::int64_t blk = b0; blk < b1; ++blk) {
+      const std::int64_t r0 = blk * kMlpRows, nr = std::min(kMlpRows, N - r0);
+      Gemm(false, true, nr, F, C, 1.0f, np + r0 * C, C, wg, C, 0.0f, g, F);
+      Gemm(false, true, nr, F, C, 1.0f, np + r0 * C, C, wu, C, 0.0f, u, F);
+#pragma omp simd
+      for (std::int64_t i = 0; i < nr * F; ++i) g[i] = ops::SiluScalar(g[i]) * u[i];
+      std::memcpy(op + r0 * C, hp + r0 * C, static_cast<std::size_t>(nr * C) * sizeof(float));
+      Gemm(false, true, nr, C, F, 1.0f, g, F, wd, F, 1.0f, op + r0 * C, C);
+    }
+  });
+}
+
 void DecoderModel::BlockForward(int l, const Tensor& x, MixerContext& ctx, bool keep,
                                 const LayerHook& hook, Tensor& out) {
   Layer& L = layers_[static_cast<std::size_t>(l)];
@@ -112,17 +147,24 @@ void DecoderModel::BlockForward(int l, const Tensor& x, MixerContext& ctx, bool 
       }
     });
   }
-  Tensor g = Tensor::Empty({B, T, F}), u = Tensor::Empty({B, T, F}), a = Tensor::Empty({B, T, F});
-  ops::LinearForward(n2, L.w_gate, Tensor(), g);
-  ops::LinearForward(n2, L.w_up, Tensor(), u);
-  ops::SwiGluForward(g, u, a);
-  // out = h + a W_down^T as one GEMM accumulating onto a copy of h (beta = 1) instead of a GEMM
-  // into a zeroed buffer and a separate add: two passes over [B,T,C] fewer. The same sum to fp32
-  // rounding (OpenBLAS may add h before the last K-block instead of after).
   RADLADS_CHECK(out.shape() == h.shape() && out.raw() != h.raw() && L.w_down.numel() == C * F)
       << "layer " << l << ": block output " << out.DebugString();
-  std::memcpy(out.raw(), h.raw(), h.nbytes());
-  Gemm(false, true, B * T, C, F, 1.0f, a.f32(), F, L.w_down.f32(), F, 1.0f, out.f32(), C);
+  Tensor g, u, a;
+  if (keep) {
+    g = Tensor::Empty({B, T, F});
+    u = Tensor::Empty({B, T, F});
+    a = Tensor::Empty({B, T, F});
+    ops::LinearForward(n2, L.w_gate, Tensor(), g);
+    ops::LinearForward(n2, L.w_up, Tensor(), u);
+    ops::SwiGluForward(g, u, a);
+    // out = h + a W_down^T as one GEMM accumulating onto a copy of h (beta = 1) instead of a
+    // GEMM into a zeroed buffer and a separate add: two passes over [B,T,C] fewer. The same sum
+    // to fp32 rounding (OpenBLAS may add h before the last K-block instead of after).
+    std::memcpy(out.raw(), h.raw(), h.nbytes());
+    Gemm(false, true, B * T, C, F, 1.0f, a.f32(), F, L.w_down.f32(), F, 1.0f, out.f32(), C);
+  } else {
+    MlpRowBlocks(L, n2, h, out);
+  }
   if (hook) hook(l, n1, m, out);
   if (keep) {
     L.x = x; L.n1 = n1; L.rstd1 = rstd1; L.h = h; L.n2 = n2; L.rstd2 = rstd2;

@@ -77,6 +77,7 @@ class DecoderModel {
     // Saved by a training forward.
     Tensor x, n1, rstd1, h, n2, rstd2, g, u, a;
   };
+  void MlpRowBlocks(const Layer& L, const Tensor& n2, const Tensor& h, Tensor& out);
   void BlockForward(int l, const Tensor& x, MixerContext& ctx, bool keep, const LayerHook& hook,
                     Tensor& out);
   void BlockBackward(int l, const Tensor& dout, MixerContext& ctx, Tensor& dx);

@@ -154,23 +154,23 @@ constexpr int kPanel = 64;
 constexpr int kPanel = 16;
 #endif
 
-template <int W, bool kTransA>
+template <int W, bool kTransA, int R = kRows>
 inline void Kernel4(const float* __restrict a, i64 lda, const float* __restrict b, i64 ldb, i64 K,
                     float* __restrict c, i64 ldc, bool accumulate) {
-  float acc[kRows][W];
-  for (int r = 0; r < kRows; ++r) {
+  float acc[R][W];
+  for (int r = 0; r < R; ++r) {
 #pragma omp simd
     for (int j = 0; j < W; ++j) acc[r][j] = accumulate ? c[r * ldc + j] : 0.f;
   }
   for (i64 k = 0; k < K; ++k) {
     const float* bk = b + k * ldb;
-    for (int r = 0; r < kRows; ++r) {
+    for (int r = 0; r < R; ++r) {
       const float x = kTransA ? a[k * lda + r] : a[r * lda + k];
 #pragma omp simd
       for (int j = 0; j < W; ++j) acc[r][j] += x * bk[j];
     }
   }
-  for (int r = 0; r < kRows; ++r) {
+  for (int r = 0; r < R; ++r) {
 #pragma omp simd
     for (int j = 0; j < W; ++j) c[r * ldc + j] = acc[r][j];
   }
@@ -276,11 +276,22 @@ void AttentionForward(const Tensor& q, const Tensor& k, const Tensor& v, float s
             for (i64 d = 0; d < Dp; ++d) arow[d] *= alpha;
           }
         }
-        // O += P V.
-        for (i64 r0 = 0; r0 < nq; r0 += kRows) {
-          const i64 lmax = CausalLen(q0 + std::min(r0 + kRows, nq) - 1, k0, nk);
-          if (lmax > 0) Rows4<false>(Dp, sp + r0 * kBlockK, kBlockK, vb, Dp, lmax, acc + r0 * Dp,
-                                     Dp, true);
+        // O += P V. For head dims up to 32 (two vectors a row) 8-row groups, so each k step
+        // does 16 FMAs for 2 vector loads and 8 broadcasts instead of 8 for 2 and 4. Rows of
+        // the group past nq read P rows that are zero or stale and write accumulator rows that
+        // are never stored.
+        if (kPanel == 64 && Dp == 32) {
+          for (i64 r0 = 0; r0 < nq; r0 += 2 * kRows) {
+            const i64 lmax = CausalLen(q0 + std::min(r0 + 2 * kRows, nq) - 1, k0, nk);
+            if (lmax > 0) Kernel4<32, false, 2 * kRows>(sp + r0 * kBlockK, kBlockK, vb, Dp, lmax,
+                                                         acc + r0 * Dp, Dp, true);
+          }
+        } else {
+          for (i64 r0 = 0; r0 < nq; r0 += kRows) {
+            const i64 lmax = CausalLen(q0 + std::min(r0 + kRows, nq) - 1, k0, nk);
+            if (lmax > 0) Rows4<false>(Dp, sp + r0 * kBlockK, kBlockK, vb, Dp, lmax,
+                                       acc + r0 * Dp, Dp, true);
+          }
         }
       }
       for (i64 i = 0; i < nq; ++i) {
