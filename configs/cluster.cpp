@@ -1,6 +1,7 @@
 #include "configs/cluster.h"
 
 #include "configs/config_files.h"
+#include "configs/named_config.h"
 
 namespace radlads {
 namespace {
@@ -200,18 +201,11 @@ const Schema<Cluster>& ClusterSchema() {
 }  // namespace
 
 Result<Cluster> ParseClusterYaml(std::string_view text, std::string_view source) {
-  RADLADS_ASSIGN_OR_RETURN(Cluster c, config::ReadYamlText(text, source, ClusterSchema()));
-  c.name = ConfigStem(source);
-  return c;
+  return ParseNamedConfig(text, source, ClusterSchema());
 }
 
 Result<Cluster> LoadCluster(std::string_view name_or_path) {
-  RADLADS_ASSIGN_OR_RETURN(std::string path, ResolveConfigPath(ConfigKind::kCluster, name_or_path));
-  RADLADS_ASSIGN_OR_RETURN(config::ConfigNode root, config::ParseYamlFile(path));
-  Cluster c;
-  RADLADS_RETURN_IF_ERROR(ClusterSchema().Read(root, path, "", &c));
-  c.name = ConfigStem(path);
-  return c;
+  return LoadNamedConfig(ConfigKind::kCluster, name_or_path, ClusterSchema());
 }
 
 std::vector<config::FieldDoc> ClusterFieldDocs() { return ClusterSchema().Docs(); }

@@ -1,6 +1,7 @@
 #include "configs/model_preset.h"
 
 #include "configs/config_files.h"
+#include "configs/named_config.h"
 
 namespace radlads {
 namespace {
@@ -146,18 +147,11 @@ const Schema<ModelPreset>& PresetSchema() {
 }  // namespace
 
 Result<ModelPreset> ParseModelPresetYaml(std::string_view text, std::string_view source) {
-  RADLADS_ASSIGN_OR_RETURN(ModelPreset p, config::ReadYamlText(text, source, PresetSchema()));
-  p.name = ConfigStem(source);
-  return p;
+  return ParseNamedConfig(text, source, PresetSchema());
 }
 
 Result<ModelPreset> LoadModelPreset(std::string_view name_or_path) {
-  RADLADS_ASSIGN_OR_RETURN(std::string path, ResolveConfigPath(ConfigKind::kModel, name_or_path));
-  RADLADS_ASSIGN_OR_RETURN(config::ConfigNode root, config::ParseYamlFile(path));
-  ModelPreset p;
-  RADLADS_RETURN_IF_ERROR(PresetSchema().Read(root, path, "", &p));
-  p.name = ConfigStem(path);
-  return p;
+  return LoadNamedConfig(ConfigKind::kModel, name_or_path, PresetSchema());
 }
 
 std::vector<config::FieldDoc> ModelPresetFieldDocs() { return PresetSchema().Docs(); }

@@ -2,6 +2,7 @@
 #include "configs/recipe.h"
 
 #include "configs/config_files.h"
+#include "configs/named_config.h"
 
 namespace radlads {
 namespace {
@@ -397,18 +398,11 @@ const Schema<Recipe>& RecipeSchema() {
 }  // namespace
 
 Result<Recipe> ParseRecipeYaml(std::string_view text, std::string_view source) {
-  RADLADS_ASSIGN_OR_RETURN(Recipe r, config::ReadYamlText(text, source, RecipeSchema()));
-  r.name = ConfigStem(source);
-  return r;
+  return ParseNamedConfig(text, source, RecipeSchema());
 }
 
 Result<Recipe> LoadRecipe(std::string_view name_or_path) {
-  RADLADS_ASSIGN_OR_RETURN(std::string path, ResolveConfigPath(ConfigKind::kRecipe, name_or_path));
-  RADLADS_ASSIGN_OR_RETURN(config::ConfigNode root, config::ParseYamlFile(path));
-  Recipe r;
-  RADLADS_RETURN_IF_ERROR(RecipeSchema().Read(root, path, "", &r));
-  r.name = ConfigStem(path);
-  return r;
+  return LoadNamedConfig(ConfigKind::kRecipe, name_or_path, RecipeSchema());
 }
 
 std::vector<config::FieldDoc> RecipeFieldDocs() { return RecipeSchema().Docs(); }
