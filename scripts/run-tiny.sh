@@ -6,8 +6,9 @@
 #
 #   scripts/run-tiny.sh [rwkv7|rwkv6]
 #
-# The run directory is runs/tiny-<arch>/. Interrupting (Ctrl-C / SIGTERM) drains at the next
-# task boundary; running the same command again resumes where it stopped, and re-running a
+# The run directory is runs/tiny-<arch>/. Interrupting (Ctrl-C / SIGTERM) drains: the running
+# task checkpoints at its next optimizer step and the process exits 3; running the same command
+# again resumes where it stopped (bit-identically), and re-running a
 # finished run only prints its summary. Results: runs/tiny-<arch>/output/{eval.json,summary.txt}
 # and the exported student in runs/tiny-<arch>/output/model/.
 #
