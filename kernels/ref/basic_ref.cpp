@@ -119,6 +119,14 @@ void RopeBackwardRef(const double* dy, Index b, Index t, Index h, Index d, Index
   RopeRotateRef(dy, b, t, h, d, pos0, cos_t, sin_t, -1.0, true, dx);
 }
 
+void RopeInPlaceRef(double* x, Index b, Index t, Index h, Index d, Index pos0, double theta) {
+  const auto n = static_cast<std::size_t>((pos0 + t) * (d / 2));
+  std::vector<double> cos_t(n), sin_t(n);
+  RopeTableRef(pos0 + t, d, theta, cos_t.data(), sin_t.data());
+  // RopeRotateRef reads both halves of an element pair before writing them: in place is safe.
+  RopeForwardRef(x, b, t, h, d, pos0, cos_t.data(), sin_t.data(), x);
+}
+
 // ---------------------------------------------------------------------------------------------
 double SigmoidRef(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 double SigmoidGradRef(double x) { return SigmoidRef(x) * (1.0 - SigmoidRef(x)); }

@@ -40,6 +40,9 @@ void RopeForwardRef(const double* x, Index b, Index t, Index h, Index d, Index p
                     const double* cos_t, const double* sin_t, double* y);
 void RopeBackwardRef(const double* dy, Index b, Index t, Index h, Index d, Index pos0,
                      const double* cos_t, const double* sin_t, double* dx);
+// RopeTableRef + RopeForwardRef in place on x [b, t, h, d] (positions pos0 .. pos0 + t - 1),
+// for references that rotate their own q/k.
+void RopeInPlaceRef(double* x, Index b, Index t, Index h, Index d, Index pos0, double theta);
 
 // Scalar activations and their derivatives (with respect to x).
 double SigmoidRef(double x);

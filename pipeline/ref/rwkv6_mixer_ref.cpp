@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/check.h"
+#include "kernels/ref/basic_ref.h"
 
 namespace radlads::ref {
 namespace {
@@ -41,25 +42,6 @@ Vec MatMul(const Vec& x, std::int64_t rows, std::int64_t in, const double* m, st
       for (std::int64_t o = 0; o < out; ++o) y[static_cast<std::size_t>(r * out + o)] += xv * m[i * out + o];
     }
   return y;
-}
-
-// Rotate-half RoPE in place on [B,T,heads,N].
-void Rope(Vec& x, std::int64_t B, std::int64_t T, std::int64_t heads, std::int64_t N,
-          std::int64_t pos0, double theta) {
-  const std::int64_t half = N / 2;
-  for (std::int64_t b = 0; b < B; ++b)
-    for (std::int64_t t = 0; t < T; ++t)
-      for (std::int64_t h = 0; h < heads; ++h) {
-        double* v = x.data() + ((b * T + t) * heads + h) * N;
-        for (std::int64_t i = 0; i < half; ++i) {
-          const double ang = static_cast<double>(pos0 + t) *
-                             std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(N));
-          const double c = std::cos(ang), s = std::sin(ang);
-          const double x1 = v[i], x2 = v[i + half];
-          v[i] = x1 * c - x2 * s;
-          v[i + half] = x2 * c + x1 * s;
-        }
-      }
 }
 
 }  // namespace
@@ -121,8 +103,8 @@ std::vector<double> Rwkv6MixerForwardRef(const StudentConfig& cfg, const Rwkv6Re
   Vec kp = Linear(xs[1], BT, C, Get(params, "k_proj.weight", n(Akv * C)), bk, Akv);
   Vec vp = Linear(xs[2], BT, C, Get(params, "v_proj.weight", n(Akv * C)), bv, Akv);
   if (cfg.use_rope) {
-    Rope(r, B, T, H, N, pos0, base.rope_theta);
-    Rope(kp, B, T, KV, N, pos0, base.rope_theta);
+    RopeInPlaceRef(r.data(), B, T, H, N, pos0, base.rope_theta);
+    RopeInPlaceRef(kp.data(), B, T, KV, N, pos0, base.rope_theta);
   }
   // Query head h reads kv head h / G.
   Vec k(n(BT * A)), v(n(BT * A));

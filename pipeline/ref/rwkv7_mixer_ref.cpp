@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/check.h"
+#include "kernels/ref/basic_ref.h"
 
 namespace radlads::ref {
 namespace {
@@ -49,25 +50,6 @@ Vec MatMul(const Vec& x, std::int64_t n, std::int64_t in, const Vec& w, std::int
   return y;
 }
 
-// In-place rotate-half RoPE on x [B, T, heads, N].
-void Rope(Vec& x, std::int64_t B, std::int64_t T, std::int64_t heads, std::int64_t N,
-          std::int64_t pos0, double theta) {
-  const std::int64_t half = N / 2;
-  for (std::int64_t b = 0; b < B; ++b)
-    for (std::int64_t t = 0; t < T; ++t)
-      for (std::int64_t h = 0; h < heads; ++h) {
-        double* e = x.data() + ((b * T + t) * heads + h) * N;
-        for (std::int64_t i = 0; i < half; ++i) {
-          const double ang = static_cast<double>(pos0 + t) *
-                             std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(N));
-          const double c = std::cos(ang), s = std::sin(ang);
-          const double x1 = e[i], x2 = e[i + half];
-          e[i] = x1 * c - x2 * s;
-          e[i + half] = x2 * c + x1 * s;
-        }
-      }
-}
-
 }  // namespace
 
 Rwkv7RefResult Rwkv7MixerRefForward(const StudentConfig& cfg, int layer, const Rwkv7RefParams& p,
@@ -89,8 +71,8 @@ Rwkv7RefResult Rwkv7MixerRefForward(const StudentConfig& cfg, int layer, const R
   Vec kk = LinearT(x, n, C, Need(p, "k_proj.weight", sz(KV * N * C)), KV * N, bk);
   Vec vv = LinearT(x, n, C, Need(p, "v_proj.weight", sz(KV * N * C)), KV * N, bv);
   if (cfg.use_rope) {
-    Rope(r, B, T, H, N, pos0, cfg.base.rope_theta);
-    Rope(kk, B, T, KV, N, pos0, cfg.base.rope_theta);
+    RopeInPlaceRef(r.data(), B, T, H, N, pos0, cfg.base.rope_theta);
+    RopeInPlaceRef(kk.data(), B, T, KV, N, pos0, cfg.base.rope_theta);
   }
   Vec k(sz(n * A)), v(sz(n * A));
   for (std::int64_t i = 0; i < n; ++i)
