@@ -16,7 +16,7 @@ The load average is printed at the start and the end: the machine is shared, so 
 ratios, not absolute numbers.
 
   python3 bench/run_bench.py [--build build/bench] [--rows teacher,rwkv6,rwkv7] [--rounds 3]
-                             [--iters 5] [--warmup 2] [--threads 2] [--python /opt/rl-venv/bin/python]
+                             [--iters 5] [--warmup 2] [--threads 2] [--python tools/.venv/bin/python]
                              [--json results.json] [--extra-ours "--chunk 0"] [--quick]
 """
 
@@ -82,7 +82,7 @@ def main():
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--python", default="/opt/rl-venv/bin/python")
+    ap.add_argument("--python", default="tools/.venv/bin/python")
     ap.add_argument("--extra-ours", default="", help="extra arguments for our programs")
     ap.add_argument("--json", default="", help="write every raw result here")
     ap.add_argument("--baseline", default="",

@@ -3,7 +3,7 @@
 
 How to run (from the repository root; CPU only, a few seconds):
 
-    /opt/rl-venv/bin/python tools/gen_mixer_goldens.py
+    tools/.venv/bin/python tools/gen_mixer_goldens.py
 
     (any venv with the packages pinned in tools/requirements.txt; fla is imported only for the
     cross-check of the two recurrences described below, not to compute any golden value.)

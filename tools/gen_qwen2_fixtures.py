@@ -3,7 +3,7 @@
 
 How to run (from the repository root; CPU only, a few seconds):
 
-    /opt/rl-venv/bin/python tools/gen_qwen2_fixtures.py
+    tools/.venv/bin/python tools/gen_qwen2_fixtures.py
 
     (any venv with the packages pinned in tools/requirements.txt: torch, transformers,
     safetensors, numpy.)

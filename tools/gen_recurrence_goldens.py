@@ -3,7 +3,7 @@
 
 How to run (from the repository root; CPU only, about ten seconds):
 
-    /opt/rl-venv/bin/python tools/gen_recurrence_goldens.py
+    tools/.venv/bin/python tools/gen_recurrence_goldens.py
 
     (any venv with the packages pinned in tools/requirements.txt: torch, numpy, safetensors,
     flash-linear-attention==0.6.0, einops; fla's Triton kernels are NOT used, only its

@@ -3,9 +3,9 @@
 
 How to run (from the repository root; needs network access to PyPI once):
 
-    python3 -m venv /tmp/st-venv
-    /tmp/st-venv/bin/pip install -r tools/requirements.txt
-    /tmp/st-venv/bin/python tools/gen_safetensors_fixtures.py
+    python3 -m venv tools/.venv
+    tools/.venv/bin/pip install -r tools/requirements.txt
+    tools/.venv/bin/python tools/gen_safetensors_fixtures.py
 
 Outputs (all committed; a few KB in total):
 

@@ -3,7 +3,7 @@
 
 How to run (from the repository root; CPU only, well under a minute):
 
-    /opt/rl-venv/bin/python tools/gen_student_fixtures.py
+    tools/.venv/bin/python tools/gen_student_fixtures.py
 
     (any venv with the packages pinned in tools/requirements.txt: torch, transformers,
     safetensors, numpy, and huggingface_hub, which transformers depends on.)

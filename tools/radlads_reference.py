@@ -1,6 +1,6 @@
 """Independent float64 PyTorch transcription of the RAD-RWKV6 and RAD-RWKV7 token mixers.
 
-Written from /work/shared/docs/RADLADS-SPEC.md §3.3, §3.4 and §9.1-9.3 ONLY (no look at the C++
+Written from the written specification of the mixers and of the released layout ONLY (no look at the C++
 mixers, no call into fla): it exists to produce golden files (tools/gen_mixer_goldens.py) that
 check our engine against a second, separately written implementation. Readability first: plain
 loops over time, one formula per line, the spec's own state layouts.

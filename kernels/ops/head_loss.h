@@ -1,4 +1,4 @@
-// Fused LM head + loss (docs: /work/shared/docs/KERNELS.md §5; RADLADS-SPEC §2.2, §2.4).
+// Fused LM head + loss (docs/kernels.md; the losses of steps 2 and 3: docs/conversion.md).
 //
 // The [N, Vc] logits are never materialised: rows are processed in chunks of `chunk` tokens.
 // Per chunk: logits z = x W^T (GEMM) -> one row-parallel, vectorised pass that computes the

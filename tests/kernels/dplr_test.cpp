@@ -374,8 +374,10 @@ Problem Part(const Problem& p, std::int64_t t0, std::int64_t t1) {
 }
 
 // One call over T = 200 equals a call over 120 then one over 80 with the state passed through,
-// forward (o, hT) and backward (dh0 of the second call is the first call's dhT). Where the
-// chunking is identical (recurrent, chunk 40) the results are bit-identical.
+// forward (o, hT) and backward (dh0 of the second call is the first call's dhT). Compared at the
+// fp32 gradient tolerance, not bit for bit, even where the chunk boundaries coincide (recurrent,
+// chunk 40): the calls have different shapes, and equal bits are promised only for the same
+// computation (docs/conversion.md, "Determinism").
 TEST(Dplr, ContinuationThroughState) {
   Problem full = MakeProblem(77, 2, 200, 2, 24, 40, Decay::kRwkv7, LowRank::kFla);
   for (std::int64_t chunk : {0, 40, 16}) {
@@ -409,12 +411,8 @@ TEST(Dplr, ContinuationThroughState) {
     for (auto& [n, x] : joined) {
       const auto& w = whole[n];
       ASSERT_EQ(x.size(), w.size()) << n;
-      if (chunk != 16) {
-        EXPECT_EQ(x, w) << n << " chunk=" << chunk << " not bit-identical";
-      } else {
-        Compare("continuation chunk=16", n, x, {w.begin(), w.end()}, kDplrTolGradF32,
-                "continuation");
-      }
+      Compare("continuation chunk=" + std::to_string(chunk), n, x, {w.begin(), w.end()},
+              kDplrTolGradF32, "continuation");
     }
   }
 }
