@@ -1,7 +1,7 @@
 // Files: whole-file reads, read-only memory maps, and the one durable-write primitive every
 // format in the project uses.
 //
-// Durability contract (DESIGN.md §6): AtomicWriteFile writes to "<path>.tmp.<pid>.<n>" in the
+// Durability contract (docs/design.md §6): AtomicWriteFile writes to "<path>.tmp.<pid>.<n>" in the
 // same directory, fsyncs it, renames it over <path> and fsyncs the directory. A crash at any
 // instant leaves either the old file or the new one, never a torn one. The temp file is removed
 // on every error path.

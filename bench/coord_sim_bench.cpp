@@ -47,7 +47,7 @@ struct Args {
   std::string recipe = "qwen2.5-72b-rwkv6";
   std::string preset = "qwen2.5-72b";
   std::string cluster = std::string(RADLADS_TEST_DATA_DIR) + "/coordinator/cluster-128x8-h100.yaml";
-  std::uint64_t data_tokens = 1'500'087'317;  // the paper's DCLM binidx (RADLADS-SPEC §2.5)
+  std::uint64_t data_tokens = 1'500'087'317;  // the paper's DCLM binidx (docs/spec.md §2.5)
   int workers = 1024;
   std::uint64_t seed = 7;
   int restarts = 4;

@@ -127,17 +127,17 @@ Schema<Cluster> BuildClusterSchema() {
                "vendor datasheet"));
 
   Schema<ClusterParallel> par;
-  par.Int("tp", &ClusterParallel::tp, kRanks, Opt("1", "Tensor-parallel ranks.", "DESIGN §3"));
-  par.Int("pp", &ClusterParallel::pp, kRanks, Opt("1", "Pipeline stages.", "DESIGN §3"));
+  par.Int("tp", &ClusterParallel::tp, kRanks, Opt("1", "Tensor-parallel ranks.", "docs/design.md §3"));
+  par.Int("pp", &ClusterParallel::pp, kRanks, Opt("1", "Pipeline stages.", "docs/design.md §3"));
   par.Int("dp", &ClusterParallel::dp, kRanks,
-          Opt("workers / (tp·pp)", "Data-parallel replicas; tp·pp·dp = workers.", "DESIGN §3"));
+          Opt("workers / (tp·pp)", "Data-parallel replicas; tp·pp·dp = workers.", "docs/design.md §3"));
 
   Schema<ClusterCheckpoint> ckpt;
   ckpt.Int(
       "every_steps", &ClusterCheckpoint::every_steps, kNonNegative,
-      Opt("0", "Checkpoint gang tasks every N optimizer steps; 0: not by steps.", "DESIGN §3"));
+      Opt("0", "Checkpoint gang tasks every N optimizer steps; 0: not by steps.", "docs/design.md §3"));
   ckpt.Int("every_minutes", &ClusterCheckpoint::every_minutes, kNonNegative,
-           Opt("30", "Checkpoint at least every N minutes; 0: not by time.", "DESIGN §3"));
+           Opt("30", "Checkpoint at least every N minutes; 0: not by time.", "docs/design.md §3"));
 
   Schema<ClusterInterconnect> net;
   net.Real("intra_node_gbps", &ClusterInterconnect::intra_node_gbps, kNonNegativeReal,
@@ -152,43 +152,43 @@ Schema<Cluster> BuildClusterSchema() {
   slurm.Custom("time_limit", "string", "Slurm time syntax",
                Req("sbatch --time, e.g. \"24:00:00\" or \"2-00:00:00\".", "-"), ReadTimeLimit);
   slurm.Bool("requeue", &ClusterSlurm::requeue,
-             Opt("true", "sbatch --requeue: a preempted or timed-out job resumes.", "DESIGN §1"));
+             Opt("true", "sbatch --requeue: a preempted or timed-out job resumes.", "docs/design.md §1"));
   slurm.Int(
       "signal_lead_seconds", &ClusterSlurm::signal_lead_seconds, IntRange{10, 3600},
-      Opt("300", "sbatch --signal=USR1@N: drain warning before the time limit.", "DESIGN §4"));
+      Opt("300", "sbatch --signal=USR1@N: drain warning before the time limit.", "docs/design.md §4"));
 
   Schema<Cluster> s;
   s.String("description", &Cluster::description,
            Opt("\"\"", "One line describing the cluster, shown by `plan`.", "-"));
   s.Int("nodes", &Cluster::nodes, IntRange{1, 100000},
-        Req("Nodes in the allocation.", "DESIGN §3"));
+        Req("Nodes in the allocation.", "docs/design.md §3"));
   s.Int("gpus_per_node", &Cluster::gpus_per_node, IntRange{0, 64},
-        Req("GPUs per node; 0 for a CPU-only (local) cluster.", "DESIGN §5"));
+        Req("GPUs per node; 0 for a CPU-only (local) cluster.", "docs/design.md §5"));
   s.Int("cpu_workers", &Cluster::cpu_workers, IntRange{1, 1024},
         Opt("0; required when gpus_per_node is 0",
             "Worker processes per node on a CPU-only "
             "cluster.",
-            "DESIGN §1, §5"));
+            "docs/design.md §1, §5"));
   s.OptionalStruct<ClusterGpu>("gpu", &Cluster::gpu, gpu,
                                Opt("required when gpus_per_node > 0", "The GPU model.", "-"));
   s.Struct<ClusterParallel>(
       "parallel", &Cluster::parallel, par,
-      Opt("tp 1, pp 1, dp = workers", "Layout of gang tasks (steps 2 and 3).", "DESIGN §3"));
+      Opt("tp 1, pp 1, dp = workers", "Layout of gang tasks (steps 2 and 3).", "docs/design.md §3"));
   s.Real(
       "cache_disk_budget_gib", &Cluster::cache_disk_budget_gib, kPositiveReal,
-      Req("Disk the step-1 activation cache may use, GiB; bounds resident segments.", "DESIGN §3"));
+      Req("Disk the step-1 activation cache may use, GiB; bounds resident segments.", "docs/design.md §3"));
   s.Struct<ClusterCheckpoint>(
       "checkpoint", &Cluster::checkpoint, ckpt,
-      Opt("every 30 minutes", "Checkpoint interval of gang tasks.", "DESIGN §3"));
+      Opt("every 30 minutes", "Checkpoint interval of gang tasks.", "docs/design.md §3"));
   s.Real(
       "cost_per_gpu_hour_usd",
       [](Cluster& c) -> double& { return c.cost_per_gpu_hour_usd.emplace(); }, kNonNegativeReal,
-      Opt("none (no cost estimate)", "Price of one GPU-hour, for the cost estimate.", "SPEC §5"));
+      Opt("none (no cost estimate)", "Price of one GPU-hour, for the cost estimate.", "docs/spec.md §5"));
   s.OptionalStruct<ClusterInterconnect>("interconnect", &Cluster::interconnect, net,
                                         Opt("none", "Bandwidths for the cost model.", "-"));
   s.OptionalStruct<ClusterSlurm>(
       "slurm", &Cluster::slurm, slurm,
-      Opt("none (local run)", "Slurm submission settings.", "DESIGN §1"));
+      Opt("none (local run)", "Slurm submission settings.", "docs/design.md §1"));
   s.Check(CheckCluster);
   return s;
 }

@@ -2,7 +2,7 @@
 // CPU workers per node, GPU memory and peak throughput), how gang tasks (step 2 `distill`, step 3
 // `finetune`) are laid out over them (tensor x pipeline x data parallel), the disk budget of the
 // step-1 activation cache, the checkpoint interval, and optional cost, interconnect and Slurm
-// settings. The planner reads them (DESIGN.md §3).
+// settings. The planner reads them (docs/design.md §3).
 //
 // Contract:
 // - Strict reading as in configs/yaml_reader.h; every message is "<file>:<line>: <key>: ...".

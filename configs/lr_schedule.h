@@ -1,4 +1,4 @@
-// The learning-rate schedule of a RADLADS step, exactly as RADLADS-SPEC §2.6 gives it.
+// The learning-rate schedule of a RADLADS step, exactly as docs/spec.md §2.6 gives it.
 //
 // For optimizer step s (0-based: the number of optimizer steps already taken) with T tokens
 // already consumed in this step, budget E = step.tokens and W = warmup_steps:

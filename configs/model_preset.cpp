@@ -93,35 +93,35 @@ Schema<ModelPreset> BuildPresetSchema() {
                 "(informational).",
                 "-"));
   s->Int("num_hidden_layers", cfg(&Qwen2Config::num_hidden_layers), kPositive,
-         Req("Decoder layers L.", "SPEC §3.0"));
+         Req("Decoder layers L.", "docs/spec.md §3.0"));
   s->Int("hidden_size", cfg(&Qwen2Config::hidden_size), kPositive,
-         Req("Model width D.", "SPEC §3.0"));
+         Req("Model width D.", "docs/spec.md §3.0"));
   s->Int("num_attention_heads", cfg(&Qwen2Config::num_attention_heads), kPositive,
-         Req("Query heads H (student heads).", "SPEC §3.0"));
+         Req("Query heads H (student heads).", "docs/spec.md §3.0"));
   s->Int("num_key_value_heads", cfg(&Qwen2Config::num_key_value_heads), kPositive,
-         Req("KV heads (GQA); must divide num_attention_heads.", "SPEC §3.0, §2.0"));
+         Req("KV heads (GQA); must divide num_attention_heads.", "docs/spec.md §3.0, §2.0"));
   s->Int("head_dim", cfg(&Qwen2Config::head_dim), kPositive,
          Opt("hidden_size / num_attention_heads",
-             "Head size N (128 for Qwen2.5); even, for rotate-half RoPE.", "SPEC §3.0, §3.2"));
+             "Head size N (128 for Qwen2.5); even, for rotate-half RoPE.", "docs/spec.md §3.0, §3.2"));
   s->Int("intermediate_size", cfg(&Qwen2Config::intermediate_size), kPositive,
-         Req("SwiGLU inner width.", "SPEC §3.0"));
+         Req("SwiGLU inner width.", "docs/spec.md §3.0"));
   s->Int("vocab_size", cfg(&Qwen2Config::vocab_size), kPositive,
-         Req("Embedding / LM-head rows (152064 for Qwen2.5 7B+).", "SPEC §3.0"));
+         Req("Embedding / LM-head rows (152064 for Qwen2.5 7B+).", "docs/spec.md §3.0"));
   s->Real("rms_norm_eps", cfg(&Qwen2Config::rms_norm_eps), kPositiveReal,
-          Req("RMSNorm eps; must match the teacher (1e-6 Instruct).", "SPEC §3.0, §6.3"));
+          Req("RMSNorm eps; must match the teacher (1e-6 Instruct).", "docs/spec.md §3.0, §6.3"));
   s->Real("base_rms_norm_eps", &ModelPreset::base_rms_norm_eps, kPositiveReal,
           Opt("rms_norm_eps",
               "RMSNorm eps of the base (non-instruct) checkpoint, for "
               "reference (1e-5 at 14B/32B/72B).",
-              "SPEC §3.0, §6.3"));
+              "docs/spec.md §3.0, §6.3"));
   s->Real("rope_theta", cfg(&Qwen2Config::rope_theta), kPositiveReal,
-          Req("RoPE base θ (1e6 for Qwen2.5).", "SPEC §3.0"));
+          Req("RoPE base θ (1e6 for Qwen2.5).", "docs/spec.md §3.0"));
   s->Bool("tie_word_embeddings", cfg(&Qwen2Config::tie_word_embeddings),
-          Req("Tied embedding / LM head. RADLADS distils untied models only.", "SPEC §2.0, §6.10"));
+          Req("Tied embedding / LM head. RADLADS distils untied models only.", "docs/spec.md §2.0, §6.10"));
   s->Int("max_position_embeddings", cfg(&Qwen2Config::max_position_embeddings), kPositive,
          Req("Longest context the teacher was trained for.", "config.json"));
   s->Int("bos_token_id", cfg(&Qwen2Config::bos_token_id), kTokenId,
-         Opt("none", "Beginning-of-text id (151643 for Qwen2.5).", "SPEC §3.0"));
+         Opt("none", "Beginning-of-text id (151643 for Qwen2.5).", "docs/spec.md §3.0"));
   s->Custom("eos_token_id", "integer or list of integers", "≥ 0",
             Opt("none", "End-of-text id(s): 151645 Instruct, 151643 base.", "config.json"),
             ReadEosIds);

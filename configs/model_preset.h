@@ -1,5 +1,5 @@
 // Model presets: configs/models/<name>.yaml describe a Qwen2-architecture teacher by its shapes
-// (RADLADS-SPEC §3.0) without needing its checkpoint: the planner sizes memory, time and cost
+// (docs/spec.md §3.0) without needing its checkpoint: the planner sizes memory, time and cost
 // from them, and the tiny default's teacher is defined by one.
 //
 // Contract:
@@ -27,7 +27,7 @@ struct ModelPreset {
   std::string description;  // one line for `plan` output
   std::string hf_repo;      // the checkpoint whose config.json the preset mirrors (informational)
   // RMS eps of the base (non-instruct) checkpoint of the same size, when it differs
-  // (RADLADS-SPEC §6 item 3). Informational: the teacher's own config.json always wins.
+  // (docs/spec.md §6.3). Informational: the teacher's own config.json always wins.
   double base_rms_norm_eps = 0.0;  // 0: same as config.rms_norm_eps
   Qwen2Config config;
 };

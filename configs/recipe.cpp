@@ -50,20 +50,20 @@ Status CheckStudent(StudentSettings* s, const MapView& m) {
   const bool v7 = s->architecture == StudentArch::kRwkv7;
   if (v7 && s->use_tokenshift) {
     return m.Error("use_tokenshift",
-                   "rad-rwkv7 has no tokenshift (RADLADS-SPEC §3.4, §3.5: removed, \"essentially "
+                   "rad-rwkv7 has no tokenshift (docs/spec.md §3.4, §3.5: removed, \"essentially "
                    "no benefit\"); remove the key or set it to false");
   }
   if (!v7) {
     for (const char* k : {"lora_ranks.iclr", "lora_ranks.value_residual_mix"}) {
       if (m.Has(k)) {
-        return m.Error(k, "applies only to rad-rwkv7 (SPEC §3.4); this student is " + arch +
+        return m.Error(k, "applies only to rad-rwkv7 (docs/spec.md §3.4); this student is " + arch +
                               "; remove the key");
       }
     }
   }
   if (m.Has("lora_ranks.tokenshift") && (v7 || !s->use_tokenshift)) {
     return m.Error("lora_ranks.tokenshift",
-                   v7 ? "applies only to rad-rwkv6 (SPEC §3.3); remove the key"
+                   v7 ? "applies only to rad-rwkv6 (docs/spec.md §3.3); remove the key"
                       : "applies only when use_tokenshift is true; remove the key");
   }
   if (m.Has("lora_ranks.gate") && s->gate_rank_type != GateRankType::kLora) {
@@ -79,33 +79,33 @@ Schema<StudentSettings> StudentSchema() {
   const std::string formula = "r(e, m) = 32·max(1, round(D^e·m/32))";
   ranks.IntOrAuto(
       "decay", &LoraRankSettings::decay, kRank,
-      Opt("auto", "Decay LoRA rank; auto: " + formula + " with (0.5, 1.8).", "SPEC §3.0"));
+      Opt("auto", "Decay LoRA rank; auto: " + formula + " with (0.5, 1.8).", "docs/spec.md §3.0"));
   ranks.IntOrAuto("iclr", &LoraRankSettings::iclr, kRank,
                   Opt("auto", "In-context-LR LoRA rank (rad-rwkv7 only); auto: (0.5, 1.8).",
-                      "SPEC §3.0, §3.4"));
+                      "docs/spec.md §3.0, §3.4"));
   ranks.IntOrAuto("value_residual_mix", &LoraRankSettings::value_residual_mix, kRank,
                   Opt("auto", "Value-residual LoRA rank (rad-rwkv7 only); auto: (0.5, 1.3).",
-                      "SPEC §3.0, §3.4"));
+                      "docs/spec.md §3.0, §3.4"));
   ranks.IntOrAuto(
       "gate", &LoraRankSettings::gate, kRank,
-      Opt("auto", "Gate LoRA rank (gate_rank_type lora only); auto: (0.8, 0.6).", "SPEC §3.0"));
+      Opt("auto", "Gate LoRA rank (gate_rank_type lora only); auto: (0.8, 0.6).", "docs/spec.md §3.0"));
   ranks.IntOrAuto("tokenshift", &LoraRankSettings::tokenshift, kRank,
                   Opt("auto",
                       "Tokenshift LoRA rank (rad-rwkv6 with use_tokenshift only); auto: "
                       "(0.5, 1.8).",
-                      "SPEC §3.0, §3.3"));
+                      "docs/spec.md §3.0, §3.3"));
 
   Schema<StudentSettings> s;
   s.Enum<StudentArch>(
       "architecture", &StudentSettings::architecture,
       {{"rad-rwkv6", StudentArch::kRwkv6}, {"rad-rwkv7", StudentArch::kRwkv7}},
-      Req("The student mixer: RAD-RWKV6 (RADFinch) or RAD-RWKV7 (RADGoose).", "SPEC §3.3, §3.4"));
+      Req("The student mixer: RAD-RWKV6 (RADFinch) or RAD-RWKV7 (RADGoose).", "docs/spec.md §3.3, §3.4"));
   s.Bool("use_rope", &StudentSettings::use_rope,
          Opt("rad-rwkv6: false; rad-rwkv7: true", "RoPE on r and k where the teacher applies it.",
-             "SPEC §2.0, §3.3, §3.4"));
+             "docs/spec.md §2.0, §3.3, §3.4"));
   s.Bool("use_tokenshift", &StudentSettings::use_tokenshift,
          Opt("rad-rwkv6: true; rad-rwkv7: false (true is refused)",
-             "Data-dependent tokenshift (RAD-RWKV6 only).", "SPEC §3.3, §3.5"));
+             "Data-dependent tokenshift (RAD-RWKV6 only).", "docs/spec.md §3.3, §3.5"));
   s.Enum<GateRankType>("gate_rank_type", &StudentSettings::gate_rank_type,
                        {{"none", GateRankType::kNone},
                         {"full", GateRankType::kFull},
@@ -116,21 +116,21 @@ Schema<StudentSettings> StudentSchema() {
                        Opt("rad-rwkv6: full; rad-rwkv7: lora",
                            "Output gate: none (0), full-rank D×D (1) or LoRA (2); the ints are "
                            "accepted too.",
-                           "SPEC §1, §3.5"));
+                           "docs/spec.md §1, §3.5"));
   s.Bool("balance_state", &StudentSettings::balance_state,
          Opt("true", "Key pre-scaling k·(1−w) (v6) / k·(1−w+a) (v7) instead of a norm.",
-             "SPEC §3.3, §3.4, §6.1"));
+             "docs/spec.md §3.3, §3.4, §6.1"));
   s.Bool("groupnorm_att", &StudentSettings::groupnorm_att,
          Opt("false", "Per-head GroupNorm on the mixer output (unstable at ≥14B).",
-             "SPEC §3.4, §6.1"));
+             "docs/spec.md §3.4, §6.1"));
   s.Bool("reinit_att", &StudentSettings::reinit_att,
          Opt("false", "De-novo Q/K/V/O instead of the teacher's (the ablation; worse).",
-             "SPEC §3.3, §6.6"));
+             "docs/spec.md §3.3, §6.6"));
   s.Struct<LoraRankSettings>("lora_ranks", &StudentSettings::lora_ranks, ranks,
                              Opt("all auto",
                                  "LoRA ranks of the new parameters; each `auto` or an "
                                  "integer. Keys that do not apply are refused.",
-                                 "SPEC §3.0"));
+                                 "docs/spec.md §3.0"));
   s.Check(CheckStudent);
   return s;
 }
@@ -173,9 +173,9 @@ Status CheckLr(RecipeLr* lr, const MapView& m) {
 Schema<RecipeLr> LrSchema() {
   Schema<RecipeLrGroup> mixer;
   mixer.Real("init", &RecipeLrGroup::init, kLrInit,
-             Opt("lr.init", "Initial LR of the mixer group.", "SPEC §2.6 lr2_init"));
+             Opt("lr.init", "Initial LR of the mixer group.", "docs/spec.md §2.6 lr2_init"));
   mixer.Real("final", &RecipeLrGroup::final, kLrFinal,
-             Opt("lr.final", "Final LR of the mixer group.", "SPEC §2.6 lr2_final"));
+             Opt("lr.final", "Final LR of the mixer group.", "docs/spec.md §2.6 lr2_final"));
 
   Schema<RecipeLr> s;
   s.Enum<LrScheduleType>("type", &RecipeLr::type,
@@ -188,28 +188,28 @@ Schema<RecipeLr> LrSchema() {
                              "Decay shape over progress p: cos = quarter-cosine "
                              "final+(init−final)·cos(πp/2) (not the half-cosine); linear; "
                              "constant (= init); exp; oneminussqrt (1−√p).",
-                             "SPEC §2.6"));
+                             "docs/spec.md §2.6"));
   s.Real(
       "init", [](RecipeLr& c) -> double& { return c.main.init; }, kLrInit,
       Req("Initial LR of the main group (everything outside the mixer).",
-          "SPEC §2.1, §2.2, §2.6 lr_init"));
+          "docs/spec.md §2.1, §2.2, §2.6 lr_init"));
   s.Real(
       "final", [](RecipeLr& c) -> double& { return c.main.final; }, kLrFinal,
       Opt("required unless type is constant (then = init)", "LR of the main group at p = 1.",
-          "SPEC §2.6 lr_final"));
+          "docs/spec.md §2.6 lr_final"));
   s.Int("warmup_steps", &RecipeLr::warmup_steps, kNonNegative,
         Opt("50", "Optimizer steps of warmup; the LR is multiplied by 0.01 + 0.99·step/warmup.",
-            "SPEC §2.1, §2.6"));
+            "docs/spec.md §2.1, §2.6"));
   s.Real("wait", &RecipeLr::wait, RealRange{0.0, 1.0, false, true},
-         Opt("0", "lr_wait: progress fraction before the decay starts.", "SPEC §2.3, §2.6"));
+         Opt("0", "lr_wait: progress fraction before the decay starts.", "docs/spec.md §2.3, §2.6"));
   s.Real(
       "endpoint", &RecipeLr::endpoint, RealRange{0.0, 1.0, true, false},
-      Opt("1", "lr_endpoint: progress fraction where the decay ends; > wait.", "SPEC §2.3, §2.6"));
+      Opt("1", "lr_endpoint: progress fraction where the decay ends; > wait.", "docs/spec.md §2.3, §2.6"));
   s.Struct<RecipeLrGroup>("mixer", &RecipeLr::mixer, mixer,
                           Opt("= main group",
                               "Second parameter group: names containing `.self_attn.` "
                               "(the whole replacement mixer).",
-                              "SPEC §2.6"));
+                              "docs/spec.md §2.6"));
   s.Check(CheckLr);
   return s;
 }
@@ -219,7 +219,7 @@ Status ReadTemperature(const ConfigNode& n, const ValueContext& at, RecipeDistil
   RADLADS_RETURN_IF_ERROR(config::ReadRealValue(n, at, kPositiveReal, &t));
   if (t != 1.0) {
     return at.Error("expected 1, got " + n.Describe() +
-                    " (RADLADS-SPEC §2.2: the KL is taken at temperature 1; the protocol has no "
+                    " (docs/spec.md §2.2: the KL is taken at temperature 1; the protocol has no "
                     "temperature parameter)");
   }
   out->temperature = t;
@@ -232,14 +232,14 @@ Schema<RecipeDistillLoss> DistillLossSchema() {
          Opt("1.0",
              "Weight of forward KL(teacher ‖ student), summed over the vocabulary, "
              "averaged over tokens.",
-             "SPEC §2.2"));
+             "docs/spec.md §2.2"));
   s.Real("ce_weight", &RecipeDistillLoss::ce_weight, kNonNegativeReal,
-         Opt("0.0", "Weight of next-token cross-entropy.", "SPEC §2.2"));
+         Opt("0.0", "Weight of next-token cross-entropy.", "docs/spec.md §2.2"));
   s.Custom("temperature", "number", "= 1",
-           Opt("1", "Softmax temperature; only 1 is accepted.", "SPEC §2.2"), ReadTemperature);
+           Opt("1", "Softmax temperature; only 1 is accepted.", "docs/spec.md §2.2"), ReadTemperature);
   s.Int(
       "kl_chunk_tokens", &RecipeDistillLoss::kl_chunk_tokens, kPositive,
-      Opt("512", "Tokens per chunk of the KL (fp32 accumulation), to bound memory.", "SPEC §2.2"));
+      Opt("512", "Tokens per chunk of the KL (fp32 accumulation), to bound memory.", "docs/spec.md §2.2"));
   s.Check([](RecipeDistillLoss* l, const MapView& m) {
     if (l->kl_weight + l->ce_weight > 0) return Status::Ok();
     return m.Error("kl_weight", "kl_weight and ce_weight are both 0; the step would have no loss");
@@ -300,14 +300,14 @@ Schema<RecipeStep> StepSchema(RecipeStepKind kind) {
   };
   std::string src;
   switch (kind) {
-    case RecipeStepKind::kAlign: src = "SPEC §2.1"; break;
-    case RecipeStepKind::kDistill: src = "SPEC §2.2"; break;
-    case RecipeStepKind::kFinetune: src = "SPEC §2.4"; break;
+    case RecipeStepKind::kAlign: src = "docs/spec.md §2.1"; break;
+    case RecipeStepKind::kDistill: src = "docs/spec.md §2.2"; break;
+    case RecipeStepKind::kFinetune: src = "docs/spec.md §2.4"; break;
   }
   Schema<RecipeStep> s;
   if (optional_step) {
     s.Bool("enabled", &RecipeStep::enabled,
-           Opt("false", "Run step 3 (long-context CE fine-tune, no teacher).", "SPEC §2.4, §5"));
+           Opt("false", "Run step 3 (long-context CE fine-tune, no teacher).", "docs/spec.md §2.4, §5"));
   }
   s.Int(
       "tokens", &RecipeStep::tokens, kPositive,
@@ -325,7 +325,7 @@ Schema<RecipeStep> StepSchema(RecipeStepKind kind) {
   }
   if (kind == RecipeStepKind::kDistill) {
     s.Struct<RecipeDistillLoss>("loss", &RecipeStep::loss, DistillLossSchema(),
-                                Opt("KL 1.0, CE 0.0, T 1, chunk 512", "Step-2 loss.", "SPEC §2.2"));
+                                Opt("KL 1.0, CE 0.0, T 1, chunk 512", "Step-2 loss.", "docs/spec.md §2.2"));
   }
   s.Check(CheckStep);
   return s;
@@ -334,11 +334,11 @@ Schema<RecipeStep> StepSchema(RecipeStepKind kind) {
 Schema<RecipeSteps> StepsSchema() {
   Schema<RecipeSteps> s;
   s.Struct<RecipeStep>("align", &RecipeSteps::align, StepSchema(RecipeStepKind::kAlign),
-                       Req("Step 1: attention hidden-state alignment.", "SPEC §2.1"));
+                       Req("Step 1: attention hidden-state alignment.", "docs/spec.md §2.1"));
   s.Struct<RecipeStep>("distill", &RecipeSteps::distill, StepSchema(RecipeStepKind::kDistill),
-                       Req("Step 2: knowledge distillation on logits.", "SPEC §2.2"));
+                       Req("Step 2: knowledge distillation on logits.", "docs/spec.md §2.2"));
   s.Struct<RecipeStep>("finetune", &RecipeSteps::finetune, StepSchema(RecipeStepKind::kFinetune),
-                       Opt("disabled", "Step 3: long-context fine-tune.", "SPEC §2.4"));
+                       Opt("disabled", "Step 3: long-context fine-tune.", "docs/spec.md §2.4"));
   return s;
 }
 
@@ -346,15 +346,15 @@ Schema<RecipeSteps> StepsSchema() {
 
 Schema<RecipeOptimizer> OptimizerSchema() {
   Schema<RecipeOptimizer> s;
-  s.Real("beta1", &RecipeOptimizer::beta1, kBeta, Opt("0.9", "AdamW β1.", "SPEC §2.1"));
-  s.Real("beta2", &RecipeOptimizer::beta2, kBeta, Opt("0.95", "AdamW β2.", "SPEC §2.1"));
-  s.Real("eps", &RecipeOptimizer::eps, kPositiveReal, Opt("1e-8", "AdamW ε.", "SPEC §2.1"));
+  s.Real("beta1", &RecipeOptimizer::beta1, kBeta, Opt("0.9", "AdamW β1.", "docs/spec.md §2.1"));
+  s.Real("beta2", &RecipeOptimizer::beta2, kBeta, Opt("0.95", "AdamW β2.", "docs/spec.md §2.1"));
+  s.Real("eps", &RecipeOptimizer::eps, kPositiveReal, Opt("1e-8", "AdamW ε.", "docs/spec.md §2.1"));
   s.Real("weight_decay", &RecipeOptimizer::weight_decay, kNonNegativeReal,
-         Opt("0", "Decoupled weight decay.", "SPEC §2.1, §2.6"));
+         Opt("0", "Decoupled weight decay.", "docs/spec.md §2.1, §2.6"));
   s.Real("grad_clip", &RecipeOptimizer::grad_clip, kNonNegativeReal,
-         Opt("1.0", "Global gradient-norm clip; 0 turns clipping off.", "SPEC §2.6"));
+         Opt("1.0", "Global gradient-norm clip; 0 turns clipping off.", "docs/spec.md §2.6"));
   s.Bool("bias_correction", &RecipeOptimizer::bias_correction,
-         Opt("true", "Adam bias correction (FusedAdam bias_correction=True).", "SPEC §2.1"));
+         Opt("true", "Adam bias correction (FusedAdam bias_correction=True).", "docs/spec.md §2.1"));
   return s;
 }
 
@@ -366,7 +366,7 @@ Schema<RecipeData> DataSchema() {
       Opt("magic_prime",
           "Window sampler: the LinearAttentionArena magic-prime "
           "walk, or consecutive windows.",
-          "SPEC §2.5"));
+          "docs/spec.md §2.5"));
   s.Int("seed", &RecipeData::seed, kNonNegative,
         Opt("0", "Seed for new-parameter inits and any data-order randomness.", "-"));
   return s;
@@ -379,14 +379,14 @@ Schema<Recipe> BuildRecipeSchema() {
   s.String("teacher", &Recipe::teacher,
            Opt("\"\" (any)", "Model preset the recipe was written for (configs/models/).", "-"));
   s.Struct<StudentSettings>("student", &Recipe::student, StudentSchema(),
-                            Req("The student architecture and its flags.", "SPEC §1, §3"));
+                            Req("The student architecture and its flags.", "docs/spec.md §1, §3"));
   s.Struct<RecipeSteps>("steps", &Recipe::steps, StepsSchema(),
-                        Req("The protocol steps and their budgets.", "SPEC §1, §2"));
+                        Req("The protocol steps and their budgets.", "docs/spec.md §1, §2"));
   s.Struct<RecipeOptimizer>(
       "optimizer", &Recipe::optimizer, OptimizerSchema(),
-      Opt("AdamW defaults", "Optimizer settings shared by all steps.", "SPEC §2.6"));
+      Opt("AdamW defaults", "Optimizer settings shared by all steps.", "docs/spec.md §2.6"));
   s.Struct<RecipeData>("data", &Recipe::data, DataSchema(),
-                       Opt("defaults", "Sampling knobs that belong to the recipe.", "SPEC §2.5"));
+                       Opt("defaults", "Sampling knobs that belong to the recipe.", "docs/spec.md §2.5"));
   return s;
 }
 

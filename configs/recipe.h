@@ -1,5 +1,5 @@
 // Conversion recipes: configs/recipes/<name>.yaml say which student to build (RAD-RWKV6 or
-// RAD-RWKV7 and its flags) and how to train it through the RADLADS steps (RADLADS-SPEC §1-§3):
+// RAD-RWKV7 and its flags) and how to train it through the RADLADS steps (docs/spec.md §1-§3):
 // step 1 `align` (attention hidden-state alignment), step 2 `distill` (logit KD) and the optional
 // step 3 `finetune` (long-context CE), with the optimizer and the data-sampling knobs.
 //
@@ -34,13 +34,13 @@ namespace radlads {
 // "rad-rwkv6", kRwkv7 = "rad-rwkv7", StudentArchName, StudentModelType), and the LoRA rank
 // formula is storage's LoraRankFormula, so the recipe and the exported config.json agree.
 
-// 0: no output gate; 1: full-rank D x D gate; 2: LoRA gate (SPEC §1, §3.3, §3.4).
+// 0: no output gate; 1: full-rank D x D gate; 2: LoRA gate (docs/spec.md §1, §3.3, §3.4).
 enum class GateRankType { kNone = 0, kFull = 1, kLora = 2 };
 
 // "none" / "full" / "lora".
 std::string_view GateRankTypeName(GateRankType type);
 
-// LoRA ranks as written in the recipe; 0 means `auto` (the formula of SPEC §3.0).
+// LoRA ranks as written in the recipe; 0 means `auto` (the formula of docs/spec.md §3.0).
 struct LoraRankSettings {
   std::int64_t decay = 0;
   std::int64_t iclr = 0;                // rad-rwkv7 only
@@ -60,7 +60,7 @@ struct StudentSettings {
   LoraRankSettings lora_ranks;
 };
 
-// The released settings of each architecture (SPEC §3.3, §3.4, §9.1): rad-rwkv6: tokenshift on,
+// The released settings of each architecture (docs/spec.md §3.3, §3.4, §9.1): rad-rwkv6: tokenshift on,
 // full-rank gate, balance_state on, groupnorm off, RoPE off; rad-rwkv7: tokenshift off, LoRA
 // gate, balance_state on, groupnorm off, RoPE on (the paper's models).
 StudentSettings DefaultStudentSettings(StudentArch arch);
@@ -75,7 +75,7 @@ struct LoraRanks {
 };
 
 // Every applicable rank, with `auto` resolved by r(e, m) = 32 * max(1, round(D^e * m / 32))
-// (LoraRankFormula) as in SPEC §3.0: decay and iclr (0.5, 1.8), value residual (0.5, 1.3),
+// (LoraRankFormula) as in docs/spec.md §3.0: decay and iclr (0.5, 1.8), value residual (0.5, 1.3),
 // gate (0.8, 0.6), RAD-RWKV6 tokenshift (0.5, 1.8). The formula is used for RAD-RWKV6 too (the
 // spec's table), not the released rwkv6qwen2 code's fixed null-rank defaults (§9.1); export
 // writes the resolved ranks explicitly. Explicit values are returned as written.
@@ -85,7 +85,7 @@ enum class RecipeStepKind { kAlign, kDistill, kFinetune };
 // "align" / "distill" / "finetune".
 std::string_view RecipeStepKindName(RecipeStepKind kind);
 
-// `cos` is the quarter-cosine of SPEC §2.6, not the half-cosine.
+// `cos` is the quarter-cosine of docs/spec.md §2.6, not the half-cosine.
 enum class LrScheduleType { kCos, kLinear, kConstant, kExp, kOneMinusSqrt };
 std::string_view LrScheduleTypeName(LrScheduleType type);
 
@@ -96,14 +96,14 @@ struct RecipeLrGroup {
 
 struct RecipeLr {
   LrScheduleType type = LrScheduleType::kCos;
-  RecipeLrGroup main;   // every trainable parameter outside the mixer (SPEC §2.6 lr_*)
+  RecipeLrGroup main;   // every trainable parameter outside the mixer (docs/spec.md §2.6 lr_*)
   RecipeLrGroup mixer;  // names containing ".self_attn." (lr2_*); defaults to `main`
   std::int64_t warmup_steps = 50;
   double wait = 0.0;      // lr_wait: fraction of progress before the decay starts
   double endpoint = 1.0;  // lr_endpoint: fraction of progress where it ends
 };
 
-// Step 2's loss (SPEC §2.2): forward KL(teacher || student) at temperature 1, in chunks.
+// Step 2's loss (docs/spec.md §2.2): forward KL(teacher || student) at temperature 1, in chunks.
 struct RecipeDistillLoss {
   double kl_weight = 1.0;
   double ce_weight = 0.0;
@@ -131,7 +131,7 @@ struct RecipeSteps {
   RecipeStep finetune{RecipeStepKind::kFinetune, /*enabled=*/false};
 };
 
-// AdamW as the reference runs it (SPEC §2.1 table, §2.6).
+// AdamW as the reference runs it (docs/spec.md §2.1 table, §2.6).
 struct RecipeOptimizer {
   double beta1 = 0.9;
   double beta2 = 0.95;
@@ -142,7 +142,7 @@ struct RecipeOptimizer {
 };
 
 struct RecipeData {
-  SamplingMode sampler = SamplingMode::kMagicPrime;  // storage/window_sampler.h; SPEC §2.5
+  SamplingMode sampler = SamplingMode::kMagicPrime;  // storage/window_sampler.h; docs/spec.md §2.5
   std::int64_t seed = 0;
 };
 

@@ -22,12 +22,12 @@ StudentSettings DefaultStudentSettings(StudentArch arch) {
   s.groupnorm_att = false;
   s.reinit_att = false;
   if (arch == StudentArch::kRwkv6) {
-    // qwerky6.yaml and the rwkv6qwen2 defaults [SPEC §3.3, §9.1].
+    // qwerky6.yaml and the rwkv6qwen2 defaults [docs/spec.md §3.3, §9.1].
     s.use_tokenshift = true;
     s.gate_rank_type = GateRankType::kFull;
     s.use_rope = false;
   } else {
-    // Paper v4 form and the released QRWKV7 models: RoPE on, LoRA gate [SPEC §3.4, §9.1].
+    // Paper v4 form and the released QRWKV7 models: RoPE on, LoRA gate [docs/spec.md §3.4, §9.1].
     s.use_tokenshift = false;
     s.gate_rank_type = GateRankType::kLora;
     s.use_rope = true;

@@ -42,12 +42,12 @@ Status ReadStringList(const ConfigNode& n, const ValueContext& at, std::vector<s
 
 Schema<RunSettings> BuildSchema() {
   Schema<RunDataSettings> data;
-  data.Custom("train", "path or list of paths", "", Req("Training text files (.txt or .txt.gz, one document each) or one token dataset.", "DESIGN §1"),
+  data.Custom("train", "path or list of paths", "", Req("Training text files (.txt or .txt.gz, one document each) or one token dataset.", "docs/design.md §1"),
               [](const ConfigNode& n, const ValueContext& at, RunDataSettings* d) { return ReadStringList(n, at, &d->train); });
   data.Custom("heldout", "path or list of paths", "", Req("Held-out text or token dataset: evaluation only, never trained on.", "issue: embedded default"),
               [](const ConfigNode& n, const ValueContext& at, RunDataSettings* d) { return ReadStringList(n, at, &d->heldout); });
   data.Enum<std::string>("tokenizer", &RunDataSettings::tokenizer, {{"bytes", "bytes"}},
-                         Opt("bytes", "Tokenizer for text inputs: Qwen2.5's byte tokens (ids 0-255, end-of-text 256).", "DATA-FORMATS §5"));
+                         Opt("bytes", "Tokenizer for text inputs: Qwen2.5's byte tokens (ids 0-255, end-of-text 256).", "docs/formats/datasets.md §6"));
 
   Schema<RunEvalSettings> eval;
   eval.Int("max_tokens", &RunEvalSettings::max_tokens, IntRange{0, INT64_MAX},
@@ -62,12 +62,12 @@ Schema<RunSettings> BuildSchema() {
 
   Schema<RunSettings> s;
   s.String("description", &RunSettings::description, Opt("\"\"", "One line describing the run.", "-"));
-  s.String("teacher", &RunSettings::teacher, Req("Teacher model directory (Hugging Face layout, model_type qwen2).", "DESIGN §1"));
-  s.String("recipe", &RunSettings::recipe, Req("Conversion recipe: name (configs/recipes/) or path.", "DESIGN §1"));
-  s.String("cluster", &RunSettings::cluster, Opt("local-cpu", "Cluster layout: name (configs/clusters/) or path.", "DESIGN §1"));
-  s.Struct<RunDataSettings>("data", &RunSettings::data, data, Req("Training and held-out data.", "DESIGN §1"));
-  s.Struct<RunEvalSettings>("eval", &RunSettings::eval, eval, Opt("see below", "Evaluation on the held-out data.", "DESIGN §3 eval"));
-  s.Custom("seed", "integer", "≥ 0", Opt("1", "Seed of the new parameters' initialisation (step 0).", "SPEC §3"),
+  s.String("teacher", &RunSettings::teacher, Req("Teacher model directory (Hugging Face layout, model_type qwen2).", "docs/design.md §1"));
+  s.String("recipe", &RunSettings::recipe, Req("Conversion recipe: name (configs/recipes/) or path.", "docs/design.md §1"));
+  s.String("cluster", &RunSettings::cluster, Opt("local-cpu", "Cluster layout: name (configs/clusters/) or path.", "docs/design.md §1"));
+  s.Struct<RunDataSettings>("data", &RunSettings::data, data, Req("Training and held-out data.", "docs/design.md §1"));
+  s.Struct<RunEvalSettings>("eval", &RunSettings::eval, eval, Opt("see below", "Evaluation on the held-out data.", "docs/design.md §3 eval"));
+  s.Custom("seed", "integer", "≥ 0", Opt("1", "Seed of the new parameters' initialisation (step 0).", "docs/spec.md §3"),
            [](const ConfigNode& n, const ValueContext& at, RunSettings* c) {
              std::int64_t v = 0;
              RADLADS_RETURN_IF_ERROR(config::ReadIntValue(n, at, IntRange{0, INT64_MAX}, &v));

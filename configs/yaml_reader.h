@@ -9,7 +9,7 @@
 // - Unknown keys, wrong types, out-of-range values and missing required keys are errors; nothing
 //   is ignored and nothing is coerced. Every message is
 //   "<file>:<line>: <key.path>: <what was expected>, got <what was found>", e.g.
-//   "configs/recipes/7b.yaml:14: steps.align.batch: expected a positive integer, got -3".
+//   "my-recipe.yaml:14: steps.align.batch: expected a positive integer, got -3".
 //   Unknown keys carry a near-miss suggestion ("did you mean `warmup_steps`?"). A missing key
 //   names the line of the mapping that lacks it.
 // - Integers: optional sign, digits, `_` separators (100_000_000); no leading zeros (YAML 1.1
@@ -48,7 +48,7 @@ struct FieldDoc {
   std::string range;         // "≥ 1", "(0, 1]", or ""
   std::string default_text;  // "required", or the default as written in YAML
   std::string doc;           // meaning
-  std::string source;        // where the number or rule comes from ("SPEC §2.6")
+  std::string source;        // where the number or rule comes from ("docs/spec.md §2.6")
 };
 
 struct FieldInfo {

@@ -1,4 +1,4 @@
-// Time for the coordinator, injected (STYLE habit 10): every lease deadline, heartbeat and event
+// Time for the coordinator, injected (docs/style.md §10): every lease deadline, heartbeat and event
 // timestamp comes from a Clock passed in by the caller, never from a global.
 //
 // - Time is wall-clock milliseconds since the Unix epoch (TimeMs). It is persisted in events and

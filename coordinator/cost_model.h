@@ -7,7 +7,7 @@
 //                      LM head;
 //   step 3 (finetune): student forward + backward at the long context.
 // A matmul of W elements costs 2W per token forward and 4W backward; causal attention costs
-// 2*A*T per token per layer forward; the chunked recurrences use KERNELS.md §4. Recompute under
+// 2*A*T per token per layer forward; the chunked recurrences use docs/kernels.md §4. Recompute under
 // activation checkpointing is not counted (MFU convention: model FLOPs).
 //
 // Time = FLOPs / (workers * peak * utilisation), with one utilisation (MFU) per step type, times
@@ -59,7 +59,7 @@ struct FlopsPerToken {
 double TeacherLayerForwardFlops(const ModelSizes& s, std::int64_t seq_len);
 // One student mixer's forward + backward per token (matmuls + chunked recurrence).
 double MixerTrainFlops(const ModelSizes& s);
-// Recurrence forward + backward per token per head (KERNELS.md §4, chunked forms).
+// Recurrence forward + backward per token per head (docs/kernels.md §4, chunked forms).
 double RecurrenceTrainFlopsPerHead(const ModelSizes& s);
 
 FlopsPerToken AlignFlopsPerToken(const ModelSizes& s, std::int64_t seq_len);

@@ -1,4 +1,4 @@
-// The coordinator's events (DESIGN.md §4): every change to a run's state is one of these facts,
+// The coordinator's events (docs/design.md §4): every change to a run's state is one of these facts,
 // appended to the event log in RUN/state/ and applied to the in-memory RunState by a pure
 // function (coordinator/run_state.h). Replaying the log from the first event rebuilds the state.
 //
@@ -56,7 +56,7 @@ struct FileRecord {
   std::string checksum;  // "xxh3:<16 hex>" (base/checksum.h FormatChecksum)
 };
 
-// A checkpoint commit (DESIGN.md §6: the checkpoint exists once this record is in RocksDB).
+// A checkpoint commit (docs/design.md §6: the checkpoint exists once this record is in RocksDB).
 // `tokens_consumed` is the task's cumulative token cursor: tokens this task has consumed from its
 // beginning up to this checkpoint, across all attempts (not a delta). The ledger credits the
 // difference to the previous committed cursor, so a duplicate or a retry never counts twice.

@@ -98,14 +98,14 @@ ModelSizes ComputeModelSizes(const Qwen2Config& t, const StudentConfig& st) {
     other += A;  // time_decay
     matmul += D * st.lora_rank_decay + st.lora_rank_decay * A;
     lora += st.lora_rank_decay;
-    s.recurrence_chunk = 64;  // GLA chunked form (KERNELS.md §4)
+    s.recurrence_chunk = 64;  // GLA chunked form (docs/kernels.md §4)
   } else {
     other += 5 * A + s.heads * s.head_dim;  // w0, a0, v0, k_k, k_a; r_k [H, N]
     matmul += D * st.lora_rank_decay + st.lora_rank_decay * A;
     matmul += D * st.lora_rank_iclr + st.lora_rank_iclr * A;
     matmul += D * st.lora_rank_value_residual_mix + st.lora_rank_value_residual_mix * A;
     lora += st.lora_rank_decay + st.lora_rank_iclr + st.lora_rank_value_residual_mix;
-    s.recurrence_chunk = 16;  // DPLR chunked form (KERNELS.md §2.3, §4)
+    s.recurrence_chunk = 16;  // DPLR chunked form (docs/kernels.md §2.3, §4)
   }
   s.mixer_matmul = matmul;
   s.mixer = matmul + other;

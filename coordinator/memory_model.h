@@ -6,7 +6,7 @@
 // Every term is a named formula so the plan can print a breakdown and docs/planner.md can list
 // it. Capacities: GPU memory from the cluster file; CPU workers share the node's RAM.
 //
-// Precision (DESIGN.md §7): on GPUs bf16 weights and activations with fp32 master weights,
+// Precision (docs/design.md §7): on GPUs bf16 weights and activations with fp32 master weights,
 // fp32 gradient accumulation and fp32 Adam moments; on CPUs everything fp32.
 // Thread-safety: pure functions over values.
 #pragma once
@@ -54,7 +54,7 @@ struct MemoryModelOptions {
   double gpu_workspace_gib = 2.0;  // cuBLAS/cuDNN workspaces, NCCL buffers, CUDA context
   double cpu_workspace_gib = 0.25; // thread stacks, BLAS buffers, the process itself
   // Gang tasks recompute each layer in backward from its saved input (the reference ran steps
-  // 2 and 3 with grad_cp 1, RADLADS-SPEC §2.2, §2.4).
+  // 2 and 3 with grad_cp 1, docs/spec.md §2.2, §2.4).
   bool activation_checkpointing = true;
   // Keep a bf16 copy of all the rank's student weights (Megatron-style, +2 B/param) instead of
   // casting one layer at a time from the fp32 master as it is used (FSDP-style; the default).

@@ -1,7 +1,7 @@
 // A tiny HTTP/1.1 responder for Prometheus scrapes: GET /metrics answers the text exposition
 // format (Content-Type: text/plain; version=0.0.4) produced by a caller-supplied render function,
 // typically PrometheusText(BuildStatusReport(state, now)) (coordinator/status_report.h). The
-// coordinator's server mounts it on a second port next to its RPC port (DESIGN.md §4).
+// coordinator's server mounts it on a second port next to its RPC port (docs/design.md §4).
 //
 //   MetricsServer::Start(io, "0.0.0.0:9464", render)   // or "127.0.0.1:0" for an ephemeral port
 //

@@ -711,7 +711,7 @@ Result<Plan> BuildPlan(const PlanInputs& in, const PlanOptions& opt) {
 
   if (in.teacher.tie_word_embeddings) {
     plan.warnings.push_back("the teacher ties its embeddings and LM head; RADLADS distilled untied "
-                            "models only (RADLADS-SPEC §6 item 10)");
+                            "models only (docs/spec.md §6.10)");
   }
   if (!r.steps.align.enabled || !r.steps.distill.enabled) {
     return Status::InvalidArgument(in.recipe_name + ": the protocol needs steps.align and "

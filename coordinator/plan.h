@@ -1,4 +1,4 @@
-// The planner (DESIGN.md §1 step 1, §3): from a recipe, a teacher config, a dataset size and a
+// The planner (docs/design.md §1 step 1, §3): from a recipe, a teacher config, a dataset size and a
 // cluster layout, build the run's task DAG and check that it can run: every layer covered, the
 // token budgets exact, the parallel layout valid for the model, every task within a worker's
 // memory, the step-1 activation cache within the disk budget. The rules are in docs/planner.md.

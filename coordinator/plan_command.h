@@ -1,5 +1,5 @@
 // `radlads-coord plan RECIPE --model DIR --data PREFIX --cluster CLUSTER --run RUN/`
-// (DESIGN.md §1 step 1): resolve the inputs, build and validate the plan (coordinator/plan.h),
+// (docs/design.md §1 step 1): resolve the inputs, build and validate the plan (coordinator/plan.h),
 // print it (a table, or --json), and write the run directory:
 //   RUN/inputs/recipe.yaml, RUN/inputs/cluster.yaml, RUN/inputs/config.json (the teacher's
 //   config.json as used; for a preset also RUN/inputs/model.yaml), then RUN/plan.json last.
@@ -8,7 +8,7 @@
 // different one is refused with the first difference. RUN/secret and RUN/state/ belong to the
 // state store, not to this command.
 //
-// The lead wires the flags with CLI11 into radlads-coord; this file keeps CLI11 out.
+// The flags are parsed with CLI11 in coordinator/main.cpp; this file keeps CLI11 out.
 // Exit codes: base/status.h ExitCodeFor (0 ok, 2 invalid input, 1 other failures).
 #pragma once
 

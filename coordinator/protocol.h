@@ -1,4 +1,4 @@
-// The coordinator's wire protocol (DESIGN.md §4; the full specification is docs/protocol.md).
+// The coordinator's wire protocol (docs/design.md §4; the full specification is docs/protocol.md).
 // Everything here is pure: bytes in, values or errors out, no sockets, no clock, no globals
 // except OpenSSL's HMAC and CSPRNG. The server (coordinator/server.h), the blocking client
 // (coordinator/client.h), the tests and the fuzz target all go through these functions.
@@ -72,7 +72,7 @@ inline constexpr std::uint32_t kClientMaxFrame = 64u << 20;    // client: server
 inline constexpr std::uint32_t kHandshakeMaxFrame = 1024;
 
 // Per-field limits.
-inline constexpr std::size_t kMaxIdBytes = 256;       // worker/task ids, host, names, run id
+inline constexpr std::size_t kMaxIdBytes = 256;       // worker and task ids, host, names, run id
 inline constexpr std::size_t kMaxTextBytes = 4096;    // reasons, error messages (clipped on send)
 inline constexpr std::size_t kMaxPathBytes = 4096;    // file paths
 inline constexpr std::size_t kMaxChecksumBytes = 128;

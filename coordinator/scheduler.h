@@ -1,4 +1,4 @@
-// The scheduling core of radlads-coord (DESIGN.md §3-§4): the operations the RPC server calls on
+// The scheduling core of radlads-coord (docs/design.md §3-§4): the operations the RPC server calls on
 // behalf of workers and signal handlers. Each one validates its input against the current state,
 // turns it into events (coordinator/events.h) and commits them through the StateStore as one
 // durable transition; it returns only once that transition is durable. No networking here.

@@ -1,4 +1,4 @@
-// The per-run secret that authenticates the coordinator's network protocol (DESIGN.md §4,
+// The per-run secret that authenticates the coordinator's network protocol (docs/design.md §4,
 // docs/protocol.md): RUN/secret holds 32 random bytes (OpenSSL RAND_bytes) as 64 lowercase hex
 // digits and a newline, mode 0600. Every frame after the handshake carries an HMAC-SHA256 keyed
 // by a session key derived from it, so only processes that can read RUN/secret can talk to the

@@ -1,4 +1,4 @@
-// `radlads-coord serve RUN/`: the coordinator process of a run (DESIGN.md §4). It
+// `radlads-coord serve RUN/`: the coordinator process of a run (docs/design.md §4). It
 //   1. creates RUN/secret if missing (mode 0600) and loads it (coordinator/secret.h);
 //   2. opens RUN/state read-write (StateStore::Open refuses a second writer: then it reports
 //      that another coordinator holds the run and exits 1);
@@ -16,7 +16,7 @@
 // exits with 3 at once. SIGTERM/SIGUSR1 are held pending from the start of the command until the
 // server's handlers are installed, so a signal during startup drains rather than kills.
 //
-// The lead wires CLI11 into coordinator/main.cpp; this file keeps CLI11 out.
+// The flags are parsed with CLI11 in coordinator/main.cpp; this file keeps CLI11 out.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The coordinator's network server (DESIGN.md §4; protocol in docs/protocol.md): a Boost.Asio TCP
+// The coordinator's network server (docs/design.md §4; protocol in docs/protocol.md): a Boost.Asio TCP
 // server on one event-loop thread that exposes the Scheduler to workers and to
 // `radlads-coord status`.
 //

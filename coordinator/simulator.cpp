@@ -999,7 +999,7 @@ Result<SimResult> Simulation::Run() {
     w.host = host;
     workers_.push_back(std::move(w));
   }
-  if (gang > 1) {  // the leader of the gang tasks' worker group (DESIGN.md §5)
+  if (gang > 1) {  // the leader of the gang tasks' worker group (docs/design.md §5)
     SimWorker w;
     w.id = "n000/group";
     w.host = "n000";

@@ -1,7 +1,7 @@
 // The durable state of a run in RUN/state/ (RocksDB): an append-only event log plus the
 // materialised tables the events produce (docs/formats/state.md has the key schema).
 //
-// Durability contract (DESIGN.md §4, §6):
+// Durability contract (docs/design.md §4, §6):
 // - Every transition is ONE synced WriteBatch holding its events (e/<seq>) and every table row
 //   they change (r/run, r/ledger, p/, t/, l/, w/, c/, s/). RocksDB applies a batch atomically and
 //   the WAL is fsynced before Write returns, so a crash at any instant leaves the store at the

@@ -1,4 +1,4 @@
-// `radlads-coord status RUN/ [--json] [--watch SECONDS]` (DESIGN.md §1 item 3, §4).
+// `radlads-coord status RUN/ [--json] [--watch SECONDS]` (docs/design.md §1 item 3, §4).
 //
 // Where the figures come from:
 // 1. the live coordinator, if one answers (TryLiveStatus: its GetStatus RPC returns
@@ -17,8 +17,7 @@
 // Errors name the path and map to exit codes by base/status.h ExitCodeFor: no such run directory
 // or no state in it (NotFound) and a corrupt state (Corruption) are 2; I/O errors are 1.
 //
-// The lead wires the flags with CLI11 into radlads-coord (coordinator/main.cpp); this file keeps
-// CLI11 out.
+// The flags are parsed with CLI11 in coordinator/main.cpp; this file keeps CLI11 out.
 #pragma once
 
 #include <functional>

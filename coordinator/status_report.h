@@ -1,4 +1,4 @@
-// What `radlads-coord status` shows (DESIGN.md §1 item 3): a StatusReport built from a run's
+// What `radlads-coord status` shows (docs/design.md §1 item 3): a StatusReport built from a run's
 // state, and its three renderings: the terminal table, the JSON document (schema 1, written down
 // in docs/status.md) and the Prometheus text exposition (metric names in docs/status.md).
 //

@@ -1,4 +1,4 @@
-// The task model of a conversion run (DESIGN.md §3): what the planner produces, what the state
+// The task model of a conversion run (docs/design.md §3): what the planner produces, what the state
 // store persists and what the scheduler leases. Plain values; no behaviour beyond naming.
 //
 // A run is a DAG of tasks:

@@ -1,4 +1,4 @@
-// The Qwen2 teacher's attention sublayer (RADLADS-SPEC.md §3.2), as a Mixer:
+// The Qwen2 teacher's attention sublayer (docs/spec.md §3.2), as a Mixer:
 //   q = x Wq^T + bq, k = x Wk^T + bk, v = x Wv^T + bv   (q: H heads, k/v: Hkv heads of size D)
 //   q, k <- RoPE(q, k) at positions pos0 .. pos0+T-1
 //   o = causal softmax attention (scale D^-1/2, GQA), y = o Wo^T

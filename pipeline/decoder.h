@@ -1,6 +1,6 @@
 // DecoderModel: the Qwen2 decoder stack with a pluggable mixer per layer. The teacher is a
 // DecoderModel with AttentionMixer layers; a student is the same stack with RAD-RWKV mixers
-// (RADLADS-SPEC.md §2.0, §3.1):
+// (docs/spec.md §2.0, §3.1):
 //   x_0 = embed(ids)
 //   block l:  n1 = RMSNorm(x; input_layernorm);  h = x + Mixer_l(n1)
 //             n2 = RMSNorm(h; post_attention_layernorm);  x' = h + down(silu(gate n2) * up n2)

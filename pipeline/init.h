@@ -1,4 +1,4 @@
-// Deterministic parameter initialisers (RADLADS-SPEC.md §3.3-3.4 inits). All draw from a
+// Deterministic parameter initialisers (docs/spec.md §3.3-3.4 inits). All draw from a
 // caller-owned std::mt19937_64, so an initialisation is a pure function of its seed and the
 // order of calls.
 #pragma once

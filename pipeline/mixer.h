@@ -1,7 +1,7 @@
 // Mixer: the token-mixing sublayer of a decoder block. The teacher's is causal softmax
 // attention; the students' are the RAD-RWKV6 / RAD-RWKV7 recurrent mixers. A decoder block is
 //   h = x + Mixer(RMSNorm_1(x));  out = h + MLP(RMSNorm_2(h))
-// and the teacher and the students share everything but the mixer (RADLADS-SPEC.md §2.0).
+// and the teacher and the students share everything but the mixer (docs/spec.md §2.0).
 //
 // Contract:
 // - Forward(x [B,T,C], ctx, y [B,T,C]) writes y. When ctx.need_backward, it keeps what its
@@ -26,7 +26,7 @@ struct MixerContext {
   std::int64_t pos0 = 0;   // position of t = 0 for RoPE
   const ops::RopeTable* rope = nullptr;
   bool need_backward = true;
-  // RAD-RWKV7 value residual (RADLADS-SPEC.md §3.4 item 5): layer 0's forward stores its value
+  // RAD-RWKV7 value residual (docs/spec.md §3.4 item 5): layer 0's forward stores its value
   // (after GQA expansion) here, [B, T, H*N]; later layers read it. In the backward, later layers
   // ADD their gradient into dv_first, which layer 0's backward consumes (backward runs in
   // reverse layer order). When dv_first is undefined, no gradient flows into v_first.

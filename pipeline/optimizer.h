@@ -1,5 +1,5 @@
 // AdamW over the trainable parameters of a ParamSet, with RADLADS' two parameter groups
-// (RADLADS-SPEC.md §2.6: names containing ".self_attn." follow the mixer learning rate) and
+// (docs/spec.md §2.6: names containing ".self_attn." follow the mixer learning rate) and
 // global gradient-norm clipping. Moments live in each Param (adam_m, adam_v), so a checkpoint
 // of the ParamSet carries the optimizer state by name.
 #pragma once

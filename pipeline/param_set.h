@@ -5,7 +5,7 @@
 //   ParamSet saves to and loads from the released layouts without a mapping table.
 // - Values are F32 CPU tensors. Layers keep shallow Tensor handles to `value` and `grad`, so
 //   updating a Param in place updates the layer.
-// - Group: 1 for the student's replacement mixer (names containing ".self_attn."; RADLADS-SPEC
+// - Group: 1 for the student's replacement mixer (names containing ".self_attn."; docs/spec.md
 //   §2.6: they follow the lr2_* schedule), 0 for everything else.
 // - Gradients and moments exist only for trainable parameters (AllocateGrads()).
 // Thread-safety: none; one owner.

@@ -22,7 +22,7 @@ namespace {
 // Tokenshift mixes in the order of time_maa_w2's blocks.
 constexpr const char* kShiftNames[5] = {"r", "k", "v", "w", "g"};
 constexpr std::int64_t kElemGrain = 1 << 14;
-constexpr float kLogDecayMin = -5.0f;  // log w = max(-exp(d), -5) (RADLADS-SPEC §3.3)
+constexpr float kLogDecayMin = -5.0f;  // log w = max(-exp(d), -5) (docs/spec.md §3.3)
 
 struct Dims {
   std::int64_t C, H, KV, N, A, Akv;

@@ -1,4 +1,4 @@
-// The RAD-RWKV6 mixer ("RADFinch", QRWKV6; RADLADS-SPEC.md §3.3, §9.2-9.3): the student's
+// The RAD-RWKV6 mixer ("RADFinch", QRWKV6; docs/spec.md §3.3, §9.2-9.3): the student's
 // replacement for one teacher attention layer. x is the normed input [B,T,C]; H heads, KV kv
 // heads of N channels, A = H*N. Under `prefix` = "model.layers.{l}.self_attn.":
 //
@@ -71,7 +71,7 @@ void DeclareRwkv6MixerParams(const StudentConfig& cfg, int layer, ParamSet& para
 //   o_proj.bias (attention_output_bias; the Qwen2 teacher has none) = 0.
 // Random draws come from `rng` in the order time_maa_w2, time_decay_w2, g2.
 // The projections q/k/v/o (and the q/k/v biases) are left alone: the caller copies them from
-// the teacher (RADLADS-SPEC §2.0; Rwkv6TeacherCopiedNames).
+// the teacher (docs/spec.md §2.0; Rwkv6TeacherCopiedNames).
 void InitRwkv6MixerNewParams(const StudentConfig& cfg, int layer, ParamSet& params, InitRng& rng);
 
 // Name suffixes (under the prefix) copied unchanged from the teacher's attention at step 0:

@@ -1,5 +1,5 @@
 // The RAD-RWKV7 ("RADGoose") mixer: the student's replacement for one teacher attention layer
-// (RADLADS-SPEC.md §3.4, §9.2-9.3), forward and backward, its parameters and their init.
+// (docs/spec.md §3.4, §9.2-9.3), forward and backward, its parameters and their init.
 //
 // Math, x = the normed input [B,T,C]; H heads, KV kv heads, N head dim, A = H*N, c = e^-0.5:
 //   r  = x Wq^T + bq (H heads);  k = x Wk^T + bk, v' = x Wv^T + bv (KV heads)

@@ -1,6 +1,6 @@
 // A RADLADS student: the teacher's decoder with every attention layer replaced by a RAD-RWKV6 or
-// RAD-RWKV7 mixer (RADLADS-SPEC.md §2.0), its parameter layout (the released rwkv6qwen2 /
-// rwkv7qwen2 names, RADLADS-SPEC.md §9.2), loading and saving, and step 0: building a student
+// RAD-RWKV7 mixer (docs/spec.md §2.0), its parameter layout (the released rwkv6qwen2 /
+// rwkv7qwen2 names, docs/spec.md §9.2), loading and saving, and step 0: building a student
 // from a teacher (q/k/v/o and biases copied, new parameters initialised per the spec).
 #pragma once
 

@@ -1,18 +1,18 @@
-// One training step of each RADLADS protocol step (RADLADS-SPEC.md §2), on the CPU backend.
+// One training step of each RADLADS protocol step (docs/spec.md §2), on the CPU backend.
 //
 // Step 1, attention alignment (§2.1): per layer, the student mixer reads the teacher's mixer
 //   input (RMSNorm_1 output on the teacher's residual stream) and is trained so its output
 //   matches the teacher attention output: loss = mean over tokens of ||o_T - o_S||_2 / sqrt(D).
-//   Layers are independent (DESIGN.md §3 align(l, s)); only the mixer trains. RAD-RWKV7's
+//   Layers are independent (docs/design.md §3 align(l, s)); only the mixer trains. RAD-RWKV7's
 //   v_first for layers >= 1 is an input: layer 0's value computed with layer 0's step-0 v_proj
 //   (the teacher's) on the teacher stream (ValueFirstFromTeacher), so per-layer tasks need no
 //   other layer's live weights. The paper's single-process code lets later layers' gradients
 //   flow into layer 0's v_proj through v_first; per-layer tasks cannot, and step 2 trains the
 //   whole model anyway (docs/conversion.md).
-// Step 2, knowledge distillation (§2.2): the whole student trains on KL(teacher || student) at
+// Step 2, knowledge distillation (docs/spec.md §2.2): the whole student trains on KL(teacher || student) at
 //   T = 1, token-mean, with the teacher frozen and co-resident; logits are never materialised
 //   beyond [chunk, vocab].
-// Step 3, fine-tuning (§2.4): next-token cross-entropy on the student alone.
+// Step 3, fine-tuning (docs/spec.md §2.4): next-token cross-entropy on the student alone.
 // Each trainer accumulates gradients over micro-batches (grad_scale = 1 / micro-batches) and then
 // applies one optimizer step with the caller's learning rates (configs/lr_schedule.h).
 #pragma once

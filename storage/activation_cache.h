@@ -1,4 +1,4 @@
-// The step-1 activation cache (DESIGN.md §3 `cache(s, p)`): for one token segment s and one
+// The step-1 activation cache (docs/design.md §3 `cache(s, p)`): for one token segment s and one
 // pipeline stage p, the teacher's mixer input (the input_layernorm output) and attention output
 // of every layer in the stage, plus the stage's output hidden states (the next stage's input),
 // in one HDF5 file. Layout and rules: docs/formats/activation_cache.md.

@@ -1,5 +1,5 @@
 // Hugging Face `config.json` of converted students, in the layout of the models the RADLADS
-// paper released (model_type "rwkv6qwen2" / "rwkv7qwen2"; RADLADS-SPEC.md §9.1), so users load
+// paper released (model_type "rwkv6qwen2" / "rwkv7qwen2"; docs/spec.md §9.1), so users load
 // our students with the code they already have, and we load theirs.
 //
 // - Parsing applies the released modeling code's defaults, including its per-type LoRA-rank
@@ -48,7 +48,7 @@ struct StudentConfig {
   static StudentConfig Defaults(StudentArch arch, const Qwen2Config& base);
 };
 
-// r(e, m) = 32 * max(1, round(D^e * m / 32)) (RADLADS-SPEC.md §3.0; Python's round-half-even).
+// r(e, m) = 32 * max(1, round(D^e * m / 32)) (docs/spec.md §3.0; Python's round-half-even).
 std::int64_t LoraRankFormula(std::int64_t hidden, double e, double m);
 
 // The rank the released modeling code uses when `lora_rank_<which>` is null. `which` is one of

@@ -9,7 +9,7 @@ How to run (from the repository root; CPU only, a few seconds):
     cross-check of the two recurrences described below, not to compute any golden value.)
 
 What it computes: tools/radlads_reference.py (an independent float64 transcription of
-RADLADS-SPEC.md §3.3, §3.4, §9) on random parameters, forward and backward by torch autograd of
+docs/spec.md §3.3, §3.4, §9) on random parameters, forward and backward by torch autograd of
 L = sum(y * dy). Tensors, metadata and cases are documented in docs/formats/oracles.md, which the
 C++ tests are written against.
 
@@ -52,7 +52,7 @@ RANK_GATE = 16  # LoRA gate rank
 
 
 def student_config(model_type, **flags):
-    """A complete config.json (§9.1) with every key explicit."""
+    """A complete config.json (docs/spec.md §9.1) with every key explicit."""
     rwkv6 = model_type == "rwkv6qwen2"
     cls = "RWKV6Qwen2" if rwkv6 else "RWKV7Qwen2"
     mod = "rwkv6qwen2" if rwkv6 else "rwkv7qwen2"
@@ -223,7 +223,7 @@ def cross_check_recurrences():
 
 
 def unused_parameters(cfg, layer):
-    """Parameters present in the layout (§9.2) that the forward does not read: their gradient
+    """Parameters present in the layout (docs/spec.md §9.2) that the forward does not read: their gradient
     in the golden file is exactly zero."""
     if cfg["model_type"] != "rwkv7qwen2":
         return set()
@@ -282,7 +282,7 @@ def make_case(name, seed, layer, cfg, description, checks):
         "description": description + f". B={B} T={T} C={C} H={H} KV={KV} N={N}; "
                        "L = sum(y*dy); inputs and parameters fp32-exact, outputs float64.",
         "loss": "sum(y*dy)",
-        "source": "tools/radlads_reference.py (float64 transcription of RADLADS-SPEC.md "
+        "source": "tools/radlads_reference.py (float64 transcription of docs/spec.md "
                   "§3.3/§3.4/§9), gradients by torch autograd",
         "seed": str(seed),
         "checks": checks,

@@ -9,7 +9,7 @@ How to run (from the repository root; CPU only, well under a minute):
     safetensors, numpy, and huggingface_hub, which transformers depends on.)
 
 Each fixture tests/data/students/<name>/ is a Hugging Face model directory laid out exactly as
-the converted models the RADLADS paper released (RADLADS-SPEC.md §9):
+the converted models the RADLADS paper released (docs/spec.md §9):
 
   config.json                  model_type rwkv6qwen2 / rwkv7qwen2, architectures
                                ["RWKV{6,7}Qwen2ForCausalLM"], auto_map, every §9.1 key (some
@@ -34,7 +34,7 @@ config.json re-read and its null ranks resolved here, from §9.1):
 RMSNorm(x; w) = w * x * rsqrt(mean(x^2) + rms_norm_eps). The released code computes it in fp32;
 here everything, the norms included, is float64 (the tight oracle for an fp32 engine), and the
 logits are cast to float32 once at the end. The mixers are tools/radlads_reference.py's
-rwkv6_mixer / rwkv7_mixer (a float64 transcription of RADLADS-SPEC.md §3.3, §3.4, §9 that no
+rwkv6_mixer / rwkv7_mixer (a float64 transcription of docs/spec.md §3.3, §3.4, §9 that no
 C++ author looked at), RWKV-7's v_first passed from layer 0 to the later layers. One sequence,
 positions 0..T-1, zero initial recurrent state.
 
@@ -589,7 +589,7 @@ def write_fixture(fx):
                "student (embedding; per layer h = x + mixer(RMSNorm(x)), x = h + SwiGLU(RMSNorm(h)); "
                "final RMSNorm; untied lm_head), mixers from tools/radlads_reference.py, computed "
                "from the weights as stored (read back from this directory) and config.json as "
-               "written (null lora_rank_* resolved per RADLADS-SPEC.md §9.1); logits_i = float32 "
+               "written (null lora_rank_* resolved per docs/spec.md §9.1); logits_i = float32 "
                "cast of the float64 logits. One sequence, positions 0..T-1, zero initial state.",
         "resolved_lora_ranks": json.dumps(resolved, sort_keys=True),
         "sensitivity": json.dumps(sens, sort_keys=True),

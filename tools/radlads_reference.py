@@ -1,6 +1,6 @@
 """Independent float64 PyTorch transcription of the RAD-RWKV6 and RAD-RWKV7 token mixers.
 
-Written from the written specification of the mixers and of the released layout ONLY (no look at the C++
+Written from docs/spec.md §3.3, §3.4 and §9.1-9.3 ONLY (no look at the C++
 mixers, no call into fla): it exists to produce golden files (tools/gen_mixer_goldens.py) that
 check our engine against a second, separately written implementation. Readability first: plain
 loops over time, one formula per line, the spec's own state layouts.
@@ -17,7 +17,7 @@ Conventions transcribed from the spec (section in brackets):
 - Linear layers `*_proj.weight`, `gate.weight` are [out, in]: y = x W^T + b.  LoRA factors
   (`time_maa_w1`, `w1`, `g1`, ...) are [in, out]: y = x W1 W2.                        [§9.2]
 - Heads: channel h*N + n is channel n of head h. GQA: query head h reads kv head
-  h // (H / KV).                                                                     [§3.3.2]
+  h // (H / KV).                                                                     [§3.3 item 2]
 - RoPE, rotate-half layout, positions 0..T-1 of the window, omega_i = theta^(-2i/N),
   angle table [t*omega, t*omega], x*cos + rotate_half(x)*sin, rotate_half = [-x2, x1];
   applied to r and k per head BEFORE the GQA expansion.                              [§3.2, §9.3]
@@ -34,9 +34,9 @@ Conventions transcribed from the spec (section in brackets):
   [value, key]: S_t = S_{t-1} (diag(w_t) - kappa_t^T (a_t * kappa_t)) + v_t^T k~_t,
   y_t = S_t r_t^T; GroupNorm (groupnorm_att) or y * N^-1/2; gate; o_proj.            [§3.4, §9.3]
 - GroupNorm: H groups of N channels (one per head), biased variance, eps = N * 1e-5, affine
-  ln_x.weight / ln_x.bias [H*N].                                                     [§3.4.9, §9.2]
+  ln_x.weight / ln_x.bias [H*N].                                                     [§3.4 item 9, §9.2]
 - Gate: type 1 g = sigmoid(x_g Wg^T); type 2 g = sigmoid(x_g G1) G2; type 0 none. (x_g is the
-  tokenshifted input in RWKV6, x in RWKV7.)                                          [§3.3.5, §9.3]
+  tokenshifted input in RWKV6, x in RWKV7.)                                          [§3.3 item 5, §9.3]
 - o = (y * g) Wo^T (+ o_proj.bias when attention_output_bias).                       [§9.1, §9.3]
 - The initial recurrent state is zero (a training window starts from an empty state).
 """
@@ -186,7 +186,7 @@ def output(cfg, p, y, g):
 
 
 def rwkv6_tokenshift(cfg, p, x):
-    """The five data-dependent lerps (§3.3.1): returns x_r, x_k, x_v, x_w, x_g."""
+    """The five data-dependent lerps (§3.3 item 1): returns x_r, x_k, x_v, x_w, x_g."""
     if not cfg["use_tokenshift"]:
         return x, x, x, x, x
     B, T, C = x.shape
@@ -220,7 +220,7 @@ def gla_recurrence(r, k, v, w, scale):
 def rwkv6_mixer(cfg, p, x):
     C, H, KV, N = dims(cfg)
     x_r, x_k, x_v, x_w, x_g = rwkv6_tokenshift(cfg, p, x)
-    # Projections (§3.3.2); RoPE before the GQA expansion (§9.3).
+    # Projections (§3.3 item 2); RoPE before the GQA expansion (§9.3).
     r = heads(linear(x_r, p, "q_proj"), H)
     k = heads(linear(x_k, p, "k_proj"), KV)
     v = heads(linear(x_v, p, "v_proj"), KV)
@@ -229,14 +229,14 @@ def rwkv6_mixer(cfg, p, x):
         k = rope(k, cfg["rope_theta"])
     k = expand_kv(k, H)
     v = expand_kv(v, H)
-    # Decay (§3.3.3).
+    # Decay (§3.3 item 3).
     d = p["time_decay"] + torch.tanh(x_w @ p["time_decay_w1"]) @ p["time_decay_w2"]
     log_w = torch.clamp(-torch.exp(d), min=-5.0)  # max(-exp(d), -5)
     w = heads(torch.exp(log_w), H)
-    # State balancing (§3.3.4), after GQA expansion.
+    # State balancing (§3.3 item 4), after GQA expansion.
     if cfg["balance_state"]:
         k = k * (1.0 - w)
-    # Recurrence (§3.3.6): one factor N^-1/2, on r.
+    # Recurrence (§3.3 item 6): one factor N^-1/2, on r.
     y = merge_heads(gla_recurrence(r, k, v, w, N ** -0.5))
     if cfg["groupnorm_att"]:
         y = group_norm(y, p["ln_x.weight"], p["ln_x.bias"], H, N * 1e-5)

@@ -1,6 +1,6 @@
 // Training checkpoints: a set of parameters with their AdamW moments and the optimizer state,
 // in one safetensors file written atomically, and its file record (path relative to RUN/,
-// bytes, XXH3 checksum) for the state store's commit (DESIGN.md §6).
+// bytes, XXH3 checksum) for the state store's commit (docs/design.md §6).
 //
 // Tensor names: "<param>" (value), "<param>::adam_m", "<param>::adam_v" (present once the
 // optimizer has stepped). __metadata__: "radlads_checkpoint" = "1", "optimizer_step",

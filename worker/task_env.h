@@ -1,4 +1,4 @@
-// Task runners: what a worker does with a leased task (DESIGN.md §3, §5). One function per task
+// Task runners: what a worker does with a leased task (docs/design.md §3, §5). One function per task
 // type, all behind RunTask. They read their inputs from RUN/ (the grant says which committed
 // files), report progress at step boundaries, commit checkpoints, and return a final record;
 // the caller (the local `run` executor or a remote worker) turns those into scheduler calls.

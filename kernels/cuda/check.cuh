@@ -1,5 +1,5 @@
 // RADLADS_CUDA_CHECK(call): aborts with file:line, the call, the CUDA error name and a hint.
-// For worker-side unrecoverable failures only (STYLE.md habit 6a).
+// For worker-side unrecoverable failures only (docs/style.md §6a).
 #pragma once
 
 #include <cuda_runtime.h>

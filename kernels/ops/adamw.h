@@ -1,4 +1,4 @@
-// AdamW step on one fp32 parameter tensor (RADLADS-SPEC §2.6: beta 0.9/0.95, eps 1e-8, weight
+// AdamW step on one fp32 parameter tensor (docs/spec.md §2.6: beta 0.9/0.95, eps 1e-8, weight
 // decay 0 by default, bias correction on).
 //
 // Math, with t the 1-based step, exactly the sequence of torch.optim.AdamW's single-tensor path

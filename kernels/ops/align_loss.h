@@ -1,4 +1,4 @@
-// Step-1 alignment loss (RADLADS-SPEC §2.1): the per-token, UN-squared L2 distance between the
+// Step-1 alignment loss (docs/spec.md §2.1): the per-token, UN-squared L2 distance between the
 // teacher's and the student's attention-sublayer outputs, divided by sqrt(C), averaged over
 // tokens. For one layer, with t, s of shape [N, C] (N = B*T rows; any leading shape whose last
 // dim is C is read as rows):

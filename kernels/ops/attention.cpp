@@ -1,6 +1,6 @@
 // Causal softmax attention with GQA on the CPU, FlashAttention-2 style.
 //
-// FLOPs per call (flash-attention's convention, KERNELS.md §3, with the causal triangle counted
+// FLOPs per call (flash-attention's convention, docs/kernels.md §3, with the causal triangle counted
 // exactly: P = T(T+1)/2 unmasked scores per head):
 //   forward  = 4 * B * H * D * P    (S = QK^T and O = PV; "4 B T^2 H D, halved if causal")
 //   backward = 10 * B * H * D * P   (2.5x forward: S recomputed, dP = dO V^T, dV, dK, dQ)

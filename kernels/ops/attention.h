@@ -1,5 +1,5 @@
 // Causal softmax attention with grouped-query attention (GQA): the Qwen2 teacher's attention
-// (RADLADS-SPEC.md §3.2), forward and backward, fp32 on the CPU.
+// (docs/spec.md §3.2), forward and backward, fp32 on the CPU.
 //
 //   o[b,t,h,:] = sum_{s<=t} softmax_s(scale * q[b,t,h,:] . k[b,s,g,:]) v[b,s,g,:],
 //   g = h / (H / Hkv)   (query head h reads kv head g, as transformers' repeat_kv)

@@ -366,7 +366,7 @@ inline float LaneSum(const float* __restrict x) {
 }
 static_assert(kLanes == 16, "LaneSum assumes 16 lanes");
 
-// Reverse step t with G = dL/dS_t on entry and dL/dS_{t-1} on exit (KERNELS.md §1.4, key-major):
+// Reverse step t with G = dL/dS_t on entry and dL/dS_{t-1} on exit (docs/kernels.md §1.4, key-major):
 //   G += q do^T; dr = scale S_t do; dk = G v; db = G sa; dg = exp(g) rowsum(G . S_{t-1});
 //   dv = G^T k; dsa = G^T b; da = S_{t-1} dsa; G = diag(exp g) G + a dsa^T.
 void BackStep(std::int64_t K, std::int64_t V, float* __restrict G, const float* __restrict St,

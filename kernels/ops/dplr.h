@@ -11,7 +11,7 @@
 //   S_t = S_{t-1} (diag(w_t) + a_t b_t^T) + v_t k_t^T,  y_t = S_t r_t,  w = exp(g);
 // transpose h0/hT (and dh0/dhT) at that boundary, nothing else changes.
 // RAD-RWKV7 passes r, g = log w in (-0.6065, 0), k = replacement key, v, a = -kappa and
-// b = kappa * iclr with kappa unit-norm per head, scale = N^-1/2 (RADLADS-SPEC §3.4). The kernel
+// b = kappa * iclr with kappa unit-norm per head, scale = N^-1/2 (docs/spec.md §3.4). The kernel
 // is correct for general inputs (g <= 0 of any magnitude, any a, b).
 //
 // Shapes (all F32, CPU, contiguous; K and V may differ):
@@ -22,10 +22,10 @@
 //  - chunk == 0, recurrent: fp32 state, one (b, h) per task, vectorised over V. The backward first
 //    runs the forward keeping a state checkpoint every `checkpoint` steps, then walks the segments
 //    backwards: it recomputes the segment's states from its checkpoint and runs the reverse sweep
-//    (KERNELS.md §1.4 in the key-major layout). Memory per task: (T/checkpoint + checkpoint + 1)
+//    (docs/kernels.md §1.4 in the key-major layout). Memory per task: (T/checkpoint + checkpoint + 1)
 //    states; never T full states.
 //  - chunk > 0 (16, 32, 64 or any length >= 1; T need not be a multiple): chunked WY form
-//    (KERNELS.md §2.2). Per chunk of L rows with incoming state S0:
+//    (docs/kernels.md §2.2). Per chunk of L rows with incoming state S0:
 //      A_qk[i,j] = sum_k q_i k_j e^{gc_i - gc_j},  A_qb likewise with b_j     (j <= i)
 //      A_ak[i,j] = sum_k a_i k_j e^{ge_i - gc_j},  A_ab likewise with b_j     (j <  i)
 //    (gc inclusive, ge exclusive cumulative log-decay inside the chunk), the unit-lower-triangular

@@ -29,7 +29,7 @@
 //     as fast at D <= 64 and is the simplest code.
 // Both are exact to fp32 rounding against the fp64 reference (worst relative RMS ~1e-6 over the
 // tests' decay regimes, g down to -30). RADLADS itself trains with fla's fused_recurrent_gla
-// (RADLADS-SPEC §6.2: the chunked Triton kernel was unstable at scale before the -5 clamp);
+// (docs/spec.md §6.2: the chunked Triton kernel was unstable at scale before the -5 clamp);
 // gla_chunked.cpp explains how this chunked form stays exact for any g <= 0.
 //
 // Threading: cpu::ParallelFor over the B*H independent (b, h) pairs, each with its own scratch

@@ -1,4 +1,4 @@
-// Global gradient-norm clipping (RADLADS-SPEC §2.6: clip 1.0, Lightning's gradient_clip_val).
+// Global gradient-norm clipping (docs/spec.md §2.6: clip 1.0, Lightning's gradient_clip_val).
 //
 // GlobalGradNorm: ||concat(grads)||_2, the L2 norm of all gradients taken as one vector.
 //   Squares accumulate in double over fixed blocks of kGradNormBlock elements (a partition that

@@ -7,8 +7,8 @@
 // the caller passes the upstream scale up front (`grad_scale`, e.g. 1/N for a token mean).
 //
 // Losses (natural log, temperature 1, p = softmax(z), log-softmax with max subtraction):
-//   KL  row n: KL(p_t || p_s) = sum_v p_t,v (log p_t,v - log p_s,v)     (forward KL, §2.2)
-//   CE  row n: -log p_s,n[target_n], rows with target -1 ignored         (§2.4)
+//   KL  row n: KL(p_t || p_s) = sum_v p_t,v (log p_t,v - log p_s,v)     (forward KL, docs/spec.md §2.2)
+//   CE  row n: -log p_s,n[target_n], rows with target -1 ignored         (docs/spec.md §2.4)
 //   dKL/dz_s = p_s - p_t,   dCE/dz_s = p_s - onehot(target).
 // Logits are fp32 (GEMM outputs); per-row sums of exponentials, the loss terms and the sums
 // over rows accumulate in double. Rows are combined in order, so results are bit-identical run
@@ -39,7 +39,7 @@ struct HeadLossOptions {
   // Rows per chunk. Any value >= 1; chunk > N is the same as chunk = N.
   std::int64_t chunk = 256;
   // Gradients written are those of grad_scale * (KL sum) for FusedKl*, of
-  // grad_scale * (CE sum) for FusedCrossEntropy. E.g. 1/N for the token mean of §2.2.
+  // grad_scale * (CE sum) for FusedCrossEntropy. E.g. 1/N for the token mean of docs/spec.md §2.2.
   float grad_scale = 1.0f;
   // FusedKl* only, needs targets: adds ce_grad_scale * (student CE sum) to the objective that is
   // differentiated (the repo's `ce_weight`; 0 in every RADLADS config).
@@ -54,7 +54,7 @@ struct HeadGrads {
 };
 
 struct KlResult {
-  double kl_sum = 0.0;          // sum over rows of KL(p_t || p_s), nats (divide by N for §2.2)
+  double kl_sum = 0.0;          // sum over rows of KL(p_t || p_s), nats (divide by N for docs/spec.md §2.2)
   std::int64_t top1_agree = 0;  // rows where argmax z_t == argmax z_s (first index on ties)
   double ce_sum = 0.0;          // student CE summed over rows with target != -1 (targets given)
   std::int64_t ce_count = 0;    // number of such rows

@@ -2,7 +2,7 @@
 // tests. Plain loops over std::vector<double>, no threading, no kernels/ops calls, its own GLA
 // recurrence loop and its own RoPE (angles (pos0 + t) * theta^(-2i/N) computed in double, not
 // the fp32 transformers table the op uses: the two differ by ~1e-7 rad at small positions).
-// Written to be read against RADLADS-SPEC.md §3.3 / §9.3 step by step.
+// Written to be read against docs/spec.md §3.3 / §9.3 step by step.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // fp64 reference of the whole RAD-RWKV7 mixer forward (pipeline/rwkv7_mixer.h documents the
 // math). Plain loops in doubles, no threading and no kernels/ops calls; the recurrence is its own
-// loop in the spec's [value, key] state form (RADLADS-SPEC.md §3.4 item 8):
+// loop in the spec's [value, key] state form (docs/spec.md §3.4 item 8):
 //   S_t = S_{t-1} (diag(w_t) - kappa_t^T (a_t * kappa_t)) + v_t^T k~_t,  p_t = scale * S_t r_t^T
 // RoPE uses the exact fp64 angles (pos0 + t) * theta^(-2i/N). Used only by tests.
 #pragma once

@@ -1,4 +1,4 @@
-// The LR schedule of RADLADS-SPEC §2.6 against hand-computed values.
+// The LR schedule of docs/spec.md §2.6 against hand-computed values.
 #include "configs/lr_schedule.h"
 
 #include <gtest/gtest.h>
@@ -61,7 +61,7 @@ TEST(LrSchedule, WarmupOnOptimizerStepsAndProgressAfterWarmupTokens) {
 }
 
 TEST(LrSchedule, WaitEndpointAndTwoGroups) {
-  // Step 2a of SPEC §2.3: main flat 7e-6, mixer 1e-4 annealed between 83.3% and 87.5%.
+  // Step 2a of docs/spec.md §2.3: main flat 7e-6, mixer 1e-4 annealed between 83.3% and 87.5%.
   RecipeStep s = Step(LrScheduleType::kCos, 7e-6, 7e-6);
   s.lr.mixer = {1e-4, 7e-6};
   s.lr.wait = 0.833;
@@ -79,7 +79,7 @@ TEST(LrSchedule, WaitEndpointAndTwoGroups) {
 }
 
 TEST(LrSchedule, PaperStepOne) {
-  // 7B step 1 as shipped: 6104 steps of 512 x 32, 1e-3 -> 1e-5, warmup 50 (SPEC §2.1, §7.2).
+  // 7B step 1 as shipped: 6104 steps of 512 x 32, 1e-3 -> 1e-5, warmup 50 (docs/spec.md §2.1, §7.2).
   RecipeStep s = Step(LrScheduleType::kCos, 1e-3, 1e-5);
   s.tokens = 100'007'936;
   s.seq_len = 512;

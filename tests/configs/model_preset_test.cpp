@@ -1,4 +1,4 @@
-// Model presets: the shipped shapes (RADLADS-SPEC §3.0), equality with config.json, name lookup
+// Model presets: the shipped shapes (docs/spec.md §3.0), equality with config.json, name lookup
 // and bad input.
 #include "configs/model_preset.h"
 
@@ -55,7 +55,7 @@ struct Shape {
 };
 
 TEST(ModelPreset, ShapesMatchSpecTable) {
-  // RADLADS-SPEC.md §3.0.
+  // docs/spec.md §3.0.
   const Shape shapes[] = {{"qwen2.5-7b", 28, 3584, 28, 4, 18944, 1e-6},
                           {"qwen2.5-14b", 48, 5120, 40, 8, 13824, 1e-5},
                           {"qwen2.5-32b", 64, 5120, 40, 8, 27648, 1e-5},

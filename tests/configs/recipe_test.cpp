@@ -1,4 +1,4 @@
-// Recipes: student defaults and applicability, LoRA ranks (RADLADS-SPEC §3.0 table), step
+// Recipes: student defaults and applicability, LoRA ranks (docs/spec.md §3.0 table), step
 // budgets, LR settings, the distillation loss and the error messages for bad input.
 #include "configs/recipe.h"
 
@@ -118,7 +118,7 @@ TEST(Recipe, ExplicitFlagsOverrideDefaults) {
 }
 
 TEST(Recipe, LoraRankFormulaReproducesSpecTable) {
-  // RADLADS-SPEC §3.0: D, decay, ICLR, value residual, gate, RWKV6 tokenshift.
+  // docs/spec.md §3.0: D, decay, ICLR, value residual, gate, RWKV6 tokenshift.
   const std::int64_t table[][6] = {
       {3584, 96, 96, 64, 416, 96}, {5120, 128, 128, 96, 544, 128}, {8192, 160, 160, 128, 800, 160}};
   for (const auto& row : table) {
@@ -261,7 +261,7 @@ TEST(Recipe, LrRules) {
 TEST(Recipe, TemperatureOtherThanOneCitesTheSpec) {
   const std::string text = std::string(kRecipe) + "    loss:\n      temperature: 2\n";
   EXPECT_TRUE(ErrorAt(Parse(text), "r.yaml", 20,
-                      {"steps.distill.loss.temperature: expected 1, got 2", "RADLADS-SPEC §2.2"}));
+                      {"steps.distill.loss.temperature: expected 1, got 2", "docs/spec.md §2.2"}));
   EXPECT_TRUE(Parse(std::string(kRecipe) + "    loss:\n      temperature: 1.0\n").ok());
   EXPECT_TRUE(ErrorAt(Parse(std::string(kRecipe) + "    loss:\n      kl_weight: 0\n"), "r.yaml", 20,
                       {"steps.distill.loss.kl_weight", "no loss"}));

@@ -77,7 +77,7 @@ TEST(ShippedConfigs, PaperRecipesCarryTheSpecNumbers) {
       EXPECT_EQ(r->teacher, std::string("qwen2.5-") + size);
       EXPECT_EQ(r->student.architecture,
                 std::string(arch) == "rwkv6" ? StudentArch::kRwkv6 : StudentArch::kRwkv7);
-      // Step 1 (SPEC §2.1): 100M at 512 x 32, 1e-3 -> 1e-5 quarter-cosine, warmup 50.
+      // Step 1 (docs/spec.md §2.1): 100M at 512 x 32, 1e-3 -> 1e-5 quarter-cosine, warmup 50.
       const RecipeStep& a = r->steps.align;
       EXPECT_EQ(a.seq_len, 512);
       EXPECT_EQ(a.batch, 32);
@@ -87,7 +87,7 @@ TEST(ShippedConfigs, PaperRecipesCarryTheSpecNumbers) {
       EXPECT_EQ(a.lr.main.init, 1e-3);
       EXPECT_EQ(a.lr.main.final, 1e-5);
       EXPECT_EQ(a.lr.warmup_steps, 50);
-      // Step 2 (SPEC §2.2): 500M at 512 x 96, 1e-5 flat for both groups, KL at T = 1.
+      // Step 2 (docs/spec.md §2.2): 500M at 512 x 96, 1e-5 flat for both groups, KL at T = 1.
       const RecipeStep& d = r->steps.distill;
       EXPECT_EQ(d.seq_len, 512);
       EXPECT_EQ(d.batch, 96);
@@ -99,14 +99,14 @@ TEST(ShippedConfigs, PaperRecipesCarryTheSpecNumbers) {
       EXPECT_EQ(d.loss.kl_weight, 1.0);
       EXPECT_EQ(d.loss.ce_weight, 0.0);
       EXPECT_EQ(d.loss.kl_chunk_tokens, 512);
-      // Step 3 (SPEC §2.4, §5): 100M at 16384 x 96, 1e-5 flat; not on one node at 72B.
+      // Step 3 (docs/spec.md §2.4, §5): 100M at 16384 x 96, 1e-5 flat; not on one node at 72B.
       const RecipeStep& f = r->steps.finetune;
       EXPECT_EQ(f.seq_len, 16384);
       EXPECT_EQ(f.batch, 96);
       EXPECT_EQ(f.OptimizerSteps(), 64);
       EXPECT_EQ(f.lr.main.init, 1e-5);
       EXPECT_EQ(f.enabled, std::string(size) != "72b");
-      // Optimizer (SPEC §2.1, §2.6).
+      // Optimizer (docs/spec.md §2.1, §2.6).
       EXPECT_EQ(r->optimizer.beta1, 0.9);
       EXPECT_EQ(r->optimizer.beta2, 0.95);
       EXPECT_EQ(r->optimizer.eps, 1e-8);

@@ -1,5 +1,5 @@
 // The planner's memory and cost models (coordinator/memory_model.h, cost_model.h), and the
-// calibration of the time model against the paper's hours (RADLADS-SPEC §5, docs/planner.md).
+// calibration of the time model against the paper's hours (docs/spec.md §5, docs/planner.md).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -37,7 +37,7 @@ TEST(MemoryModel, ParameterCountsFollowTheShapes) {
       EXPECT_GT(s.StudentTotal(), s.TeacherTotal()) << preset;
     }
   }
-  // RADLADS-SPEC §3.4 (derived): RAD-RWKV7 at 7B adds 2·D·(96+96+64+416) ≈ 4.8M per layer.
+  // docs/spec.md §3.4 (derived): RAD-RWKV7 at 7B adds 2·D·(96+96+64+416) ≈ 4.8M per layer.
   const ModelSizes v7 = SizesFor("qwen2.5-7b-rwkv7", "qwen2.5-7b");
   EXPECT_EQ(v7.mixer_matmul - v7.teacher_attention_matmul, 2 * 3584 * (96 + 96 + 64 + 416));
   // §3.3: RAD-RWKV6 at 7B adds about 17M per layer (gate 12.8M, tokenshift 3.5M, decay 0.7M).
@@ -112,7 +112,7 @@ TEST(MemoryModel, StepOneTasks) {
 
 TEST(CostModel, FlopsPerToken) {
   const ModelSizes s = SizesFor("qwen2.5-7b-rwkv7", "qwen2.5-7b");
-  // Step 2 is about 2 P_teacher + 6 P_student (KERNELS.md §4: "6·7.6e9" for the student).
+  // Step 2 is about 2 P_teacher + 6 P_student (docs/kernels.md §4: "6·7.6e9" for the student).
   const FlopsPerToken d = DistillFlopsPerToken(s, 512);
   const double p_t = static_cast<double>(s.TeacherTotal() - s.embed);
   const double p_s = static_cast<double>(s.StudentTotal() - s.embed);
@@ -138,7 +138,7 @@ struct Calibration {
   double paper_h;
 };
 
-// Qwen2.5-7B and -72B on 8x MI300X with the layouts the paper used (SPEC §5: DeepSpeed ZeRO-1
+// Qwen2.5-7B and -72B on 8x MI300X with the layouts the paper used (docs/spec.md §5: DeepSpeed ZeRO-1
 // over 8 GPUs at 7B; FSDP at 72B, here tp 8), against the paper's hours.
 std::vector<Calibration> CalibrationRows() {
   struct Case {

@@ -301,7 +301,7 @@ TEST(Plan, JsonRoundTrip) {
   EXPECT_EQ(j["student"]["params"].get<std::int64_t>(), plan->sizes.StudentTotal());
   EXPECT_EQ(j["steps"].size(), 3u);
   EXPECT_EQ(j["steps"][1]["tokens"].get<std::int64_t>(), 500'023'296);
-  EXPECT_EQ(j["steps"][0]["unique_windows"].get<std::uint64_t>(), 2'929'793u);  // SPEC §2.5
+  EXPECT_EQ(j["steps"][0]["unique_windows"].get<std::uint64_t>(), 2'929'793u);  // docs/spec.md §2.5
   EXPECT_EQ(j["steps"][2]["magic_prime"].get<std::uint64_t>(), 91'541u);
   EXPECT_EQ(j["cache"]["window"].get<std::int64_t>(), plan->cache.window);
   EXPECT_EQ(j["cache"]["segments"].size(), plan->cache.segments.size());

@@ -19,7 +19,7 @@
 
 namespace radlads::testing {
 
-// The DCLM binidx of the paper (RADLADS-SPEC §2.5).
+// The DCLM binidx of the paper (docs/spec.md §2.5).
 inline constexpr std::uint64_t kDclmTokens = 1'500'087'317;
 
 inline PlanInputs ShippedInputs(const std::string& recipe, const std::string& preset,
@@ -54,7 +54,7 @@ inline PlanOptions WithLayout(std::int64_t tp, std::int64_t pp, std::int64_t dp)
   return o;
 }
 
-// Checks the DAG rules of DESIGN.md §3 on a plan, from scratch.
+// Checks the DAG rules of docs/design.md §3 on a plan, from scratch.
 inline void ExpectWellFormedDag(const Plan& p) {
   const int L = static_cast<int>(p.teacher.num_hidden_layers);
   const int S = static_cast<int>(p.cache.segments.size());

@@ -1,7 +1,7 @@
 // RAD-RWKV6 mixer (pipeline/rwkv6_mixer.h): forward against the fp64 reference for every flag
 // combination, backward against central finite differences of the reference, the accumulate
 // convention, frozen parameters, recurrent vs chunked GLA, the parameter declaration and the
-// §3.3 init.
+// initialisation of docs/spec.md §3.3.
 #include "pipeline/rwkv6_mixer.h"
 
 #include <gtest/gtest.h>

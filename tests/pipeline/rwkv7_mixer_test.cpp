@@ -273,7 +273,7 @@ TEST(Rwkv7MixerParams, InitValues) {
   EXPECT_NEAR(w0.back(), -1.5, 1e-6);
 }
 
-// §7 item 5: at init w spans about 0.9991 .. 0.896 at layer 0, a = 0.5, nu = sigmoid(1), and
+// docs/spec.md §7.5: at init w spans about 0.9991 .. 0.896 at layer 0, a = 0.5, nu = sigmoid(1), and
 // with G1 = 0 the gate is 0.5 x the column sums of G2 (small), so the output is near zero.
 TEST(Rwkv7MixerInit, SanityAtInit) {
   Dims d{64, 4, 2, 16, 4, 32, 32, 32, 32};

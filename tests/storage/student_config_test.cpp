@@ -8,7 +8,7 @@ namespace radlads {
 namespace {
 
 TEST(StudentConfig, LoraRankFormulaReproducesTheSpecTable) {
-  // RADLADS-SPEC.md §3.0: D -> decay/iclr (0.5,1.8), value residual (0.5,1.3), gate (0.8,0.6).
+  // docs/spec.md §3.0: D -> decay/iclr (0.5,1.8), value residual (0.5,1.3), gate (0.8,0.6).
   struct Row { std::int64_t d, decay, vr, gate; };
   for (Row r : {Row{3584, 96, 64, 416}, Row{5120, 128, 96, 544}, Row{8192, 160, 128, 800}}) {
     EXPECT_EQ(LoraRankFormula(r.d, 0.5, 1.8), r.decay) << r.d;
