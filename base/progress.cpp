@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ostream>
 
 namespace radlads {
 namespace {
@@ -28,7 +29,27 @@ ProgressBar::ProgressBar(std::string label, std::uint64_t total, std::string uni
       start_(Clock::now()),
       last_draw_(start_ - std::chrono::hours(1)) {}
 
+ProgressBar::ProgressBar(std::string label, std::uint64_t total, std::string unit, std::ostream& out,
+                         double log_every_s)
+    : label_(std::move(label)),
+      total_(total),
+      unit_(std::move(unit)),
+      stream_(&out),
+      log_every_s_(log_every_s),
+      tty_(false),
+      start_(Clock::now()),
+      last_draw_(start_ - std::chrono::hours(1)) {}
+
 ProgressBar::~ProgressBar() { Finish(suffix_); }
+
+void ProgressBar::Write(const std::string& text) {
+  if (stream_ != nullptr) {
+    *stream_ << text << std::flush;
+    return;
+  }
+  std::fputs(text.c_str(), out_);
+  std::fflush(out_);
+}
 
 double ProgressBar::ElapsedSeconds() const {
   return std::chrono::duration<double>(Clock::now() - start_).count();
@@ -83,13 +104,11 @@ void ProgressBar::Update(std::uint64_t done, const std::string& suffix) {
   double since = std::chrono::duration<double>(now - last_draw_).count();
   if (tty_) {
     if (since < 0.1) return;
-    std::string line = Render(done, suffix, TerminalWidth(out_));
-    std::fprintf(out_, "\r%s\033[K", line.c_str());
+    Write("\r" + Render(done, suffix, TerminalWidth(out_)) + "\033[K");
   } else {
     if (since < log_every_s_) return;
-    std::fprintf(out_, "%s\n", Render(done, suffix, 120).c_str());
+    Write(Render(done, suffix, 120) + "\n");
   }
-  std::fflush(out_);
   last_draw_ = now;
 }
 
@@ -98,8 +117,7 @@ void ProgressBar::Finish(const std::string& suffix) {
   finished_ = true;
   std::string line = Render(done_, suffix.empty() ? suffix_ : suffix, tty_ ? TerminalWidth(out_) : 120);
   line += "  (" + HumanDuration(ElapsedSeconds()) + ")";
-  std::fprintf(out_, tty_ ? "\r%s\033[K\n" : "%s\n", line.c_str());
-  std::fflush(out_);
+  Write(tty_ ? "\r" + line + "\033[K\n" : line + "\n");
 }
 
 }  // namespace radlads

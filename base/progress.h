@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <iosfwd>
 #include <string>
 
 namespace radlads {
@@ -19,6 +20,9 @@ class ProgressBar {
  public:
   // `unit` is the short name of what is counted ("tok", "B", "steps").
   ProgressBar(std::string label, std::uint64_t total, std::string unit, std::FILE* out = stderr,
+              double log_every_s = 10.0);
+  // Writes plain lines (as for a file that is not a terminal) to `out`, which must outlive it.
+  ProgressBar(std::string label, std::uint64_t total, std::string unit, std::ostream& out,
               double log_every_s = 10.0);
   ~ProgressBar();  // Finish() if not yet finished
 
@@ -42,7 +46,9 @@ class ProgressBar {
   std::string label_;
   std::uint64_t total_;
   std::string unit_;
-  std::FILE* out_;
+  void Write(const std::string& text);
+  std::FILE* out_ = nullptr;
+  std::ostream* stream_ = nullptr;  // instead of out_
   double log_every_s_;
   bool tty_;
   bool finished_ = false;

@@ -1,7 +1,7 @@
 // The coordinator at the scale of a 72B conversion: the qwen2.5-72b-rwkv6 recipe planned on 1,024
-// H100 workers (tests/data/coordinator/cluster-128x8-h100.yaml), served to 1,024 simulated workers
+// H100 workers (tests/data/simulator/cluster-128x8-h100.yaml), served to 1,024 simulated workers
 // in-process by the real Scheduler and StateStore (RocksDB, fsync on this machine's disk), with
-// random worker deaths and coordinator restarts (coordinator/simulator.h).
+// random worker deaths and coordinator restarts (tests/testing/simulator.h).
 //
 //   coord_sim_bench [--dir DIR] [--workers N] [--seed S] [--restarts R] [--death-rate P]
 //                   [--rounds-per-task K] [--nosync] [--rounds] [--window W] [--status-at F]
@@ -30,10 +30,10 @@
 #include "configs/cluster.h"
 #include "configs/model_preset.h"
 #include "configs/recipe.h"
-#include "coordinator/plan.h"
-#include "coordinator/plan_report.h"
-#include "coordinator/simulator.h"
-#include "coordinator/status_report.h"
+#include "plan/plan.h"
+#include "plan/plan_report.h"
+#include "status/status_report.h"
+#include "tests/testing/simulator.h"
 
 #ifndef RADLADS_TEST_DATA_DIR
 #define RADLADS_TEST_DATA_DIR "tests/data"
@@ -46,7 +46,7 @@ struct Args {
   std::string dir;
   std::string recipe = "qwen2.5-72b-rwkv6";
   std::string preset = "qwen2.5-72b";
-  std::string cluster = std::string(RADLADS_TEST_DATA_DIR) + "/coordinator/cluster-128x8-h100.yaml";
+  std::string cluster = std::string(RADLADS_TEST_DATA_DIR) + "/simulator/cluster-128x8-h100.yaml";
   std::uint64_t data_tokens = 1'500'087'317;  // the paper's DCLM binidx (docs/spec.md §2.5)
   int workers = 1024;
   std::uint64_t seed = 7;

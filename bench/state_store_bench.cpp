@@ -1,4 +1,4 @@
-// Durable transitions per second of the coordinator's state store (coordinator/state_store.h)
+// Durable transitions per second of the coordinator's state store (state/state_store.h)
 // on this machine's disk: every transition is one event plus its table rows in a synced RocksDB
 // WriteBatch, acknowledged only once durable.
 //
@@ -31,9 +31,9 @@
 #include <thread>
 #include <vector>
 
-#include "coordinator/clock.h"
-#include "coordinator/scheduler.h"
-#include "coordinator/state_store.h"
+#include "base/clock.h"
+#include "state/scheduler.h"
+#include "state/state_store.h"
 
 namespace radlads {
 namespace {

@@ -19,6 +19,9 @@ stamp() { echo "== [$(( $(date +%s) - t0 ))s] $*"; }
 stamp "installing dependencies"
 scripts/install-deps.sh
 
+stamp "checking the layering (scripts/check-layers.sh)"
+scripts/check-layers.sh
+
 stamp "configuring build/release"
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DRADLADS_WERROR=ON >/dev/null
 stamp "building build/release"

@@ -73,7 +73,7 @@ Result<FileRecord> SaveTrainingCheckpoint(const std::string& run_dir, const std:
     }
   }
   SafetensorsMetadata meta = state.extra;
-  meta["radlads_checkpoint"] = "1";
+  meta["radlads_checkpoint"] = std::to_string(kCheckpointFormatVersion);
   meta["optimizer_step"] = std::to_string(state.optimizer_step);
   meta["tokens"] = std::to_string(state.tokens);
   meta["sample_cursor"] = std::to_string(state.sample_cursor);
@@ -95,8 +95,13 @@ Result<TrainingState> LoadTrainingCheckpoint(const std::string& run_dir, const F
     }
   }
   RADLADS_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(path));
-  if (f.metadata().count("radlads_checkpoint") == 0) {
+  auto version = f.metadata().find("radlads_checkpoint");
+  if (version == f.metadata().end()) {
     return Status::Corruption(path + ": not a radlads training checkpoint (no radlads_checkpoint metadata)");
+  }
+  if (version->second != std::to_string(kCheckpointFormatVersion)) {
+    return Status::InvalidArgument(path + ": training checkpoint format " + version->second +
+                                   "; this build reads format " + std::to_string(kCheckpointFormatVersion));
   }
   TrainingState st;
   RADLADS_ASSIGN_OR_RETURN(st.optimizer_step, MetaInt(f, "optimizer_step"));

@@ -3,9 +3,10 @@
 // bytes, XXH3 checksum) for the state store's commit (docs/design.md §6).
 //
 // Tensor names: "<param>" (value), "<param>::adam_m", "<param>::adam_v" (present once the
-// optimizer has stepped). __metadata__: "radlads_checkpoint" = "1", "optimizer_step",
-// "tokens", "sample_cursor", plus caller entries. Loading verifies the recorded checksum (when
-// given) and that every parameter of the target set is present with its shape.
+// optimizer has stepped). __metadata__: "radlads_checkpoint" = the format version
+// (kCheckpointFormatVersion), "optimizer_step", "tokens", "sample_cursor", plus caller entries.
+// Loading verifies the recorded checksum (when given), refuses another format version naming
+// both, and checks that every parameter of the target set is present with its shape.
 #pragma once
 
 #include <cstdint>
@@ -15,10 +16,12 @@
 #include <string>
 
 #include "base/status.h"
-#include "coordinator/events.h"
+#include "contract/records.h"
 #include "pipeline/param_set.h"
 
 namespace radlads {
+
+inline constexpr int kCheckpointFormatVersion = 1;
 
 struct TrainingState {
   std::int64_t optimizer_step = 0;  // optimizer steps taken so far in this protocol step

@@ -22,13 +22,13 @@
 
 #include "base/status.h"
 #include "configs/run_settings.h"
-#include "coordinator/plan.h"
-#include "coordinator/scheduler.h"
+#include "contract/records.h"
+#include "contract/run_layout.h"
 #include "pipeline/model_io.h"
 #include "pipeline/optimizer.h"
+#include "plan/plan.h"
 #include "storage/student_config.h"
 #include "storage/token_dataset.h"
-#include "worker/run_layout.h"
 
 namespace radlads {
 

@@ -1,4 +1,4 @@
-// libFuzzer target for the coordinator's wire protocol (coordinator/protocol.h,
+// libFuzzer target for the coordinator's wire protocol (rpc/protocol.h,
 // docs/protocol.md). The first input byte picks a mode; the rest is the attacker's bytes:
 //   0  one frame payload: ParseFrame, then every body decoder (requests, replies, handshake)
 //      on its body;
@@ -19,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-#include "coordinator/protocol.h"
+#include "rpc/protocol.h"
 
 namespace {
 

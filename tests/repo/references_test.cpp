@@ -8,7 +8,8 @@
 //   cites;
 // - nothing names a path outside the repository (a development machine's folders).
 // Files scanned: every text file under the source tree except build outputs, run directories,
-// virtual environments and binary test data (tests/data is scanned for its *.md only).
+// virtual environments and binary test data (tests/data is scanned for its *.md only). Only the
+// comments of C++, shell, YAML and CMake files are read: their code holds runtime paths.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -28,11 +29,17 @@ namespace fs = std::filesystem;
 
 const fs::path kRoot = RADLADS_SOURCE_DIR;
 
-// Top-level folders a repository path can start with.
-const std::set<std::string> kTopFolders = {"base",   "kernels", "storage", "pipeline", "configs",
-                                           "contract", "plan",  "state",   "rpc",      "status",
-                                           "worker", "cli",     "slurm",   "tests",    "tools",
-                                           "bench",  "docs",    "data",    "scripts",  "cmake"};
+// Top-level folders a repository path can start with: the source tree's own, and folders that
+// existed once (a citation of them is stale).
+std::set<std::string> TopFolders() {
+  std::set<std::string> out = {"coordinator"};
+  for (const auto& e : fs::directory_iterator(kRoot)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() && name[0] != '.' && name.rfind("build", 0) != 0 && name != "runs") out.insert(name);
+  }
+  return out;
+}
+const std::set<std::string> kTopFolders = TopFolders();
 
 bool Skipped(const fs::path& rel) {
   const std::string first = rel.begin()->string();
@@ -135,6 +142,24 @@ std::string CommentsOnly(const std::string& src) {
   return out;
 }
 
+// Shell, YAML and CMake text with everything but `#` comments blanked (a `#` that starts the
+// line or follows whitespace): their code holds runtime and scratch paths, not citations.
+std::string HashCommentsOnly(const std::string& src) {
+  std::string out(src.size(), ' ');
+  bool comment = false;
+  for (std::size_t i = 0; i < src.size(); ++i) {
+    const char c = src[i];
+    if (c == '\n') {
+      out[i] = '\n';
+      comment = false;
+      continue;
+    }
+    if (!comment && c == '#' && (i == 0 || std::isspace(static_cast<unsigned char>(src[i - 1])))) comment = true;
+    if (comment) out[i] = c;
+  }
+  return out;
+}
+
 struct Problem {
   std::string where;
   std::string what;
@@ -145,7 +170,9 @@ class Checker {
   void CheckFile(const fs::path& rel) {
     text_ = Read(rel);
     static const std::set<std::string> kCpp = {".h", ".cpp", ".cu", ".cuh"};
+    static const std::set<std::string> kHash = {".sh", ".sbatch", ".yaml", ".cmake", ".txt"};
     if (kCpp.count(rel.extension().string())) text_ = CommentsOnly(text_);
+    if (kHash.count(rel.extension().string())) text_ = HashCommentsOnly(text_);
     dir_ = rel.parent_path().generic_string();
     file_ = rel.generic_string();
     line_starts_ = {0};
@@ -221,6 +248,23 @@ class Checker {
       // A path followed by a wildcard or a placeholder is a pattern, not a file.
       const std::string next = text_.substr(end, 2);
       auto pattern_char = [](char c) { return c == '*' || c == '<' || c == '{' || c == '$' || c == '-'; };
+      // "dir/name.{h,cpp}": every expansion must exist.
+      if (next == ".{") {
+        const std::size_t close = text_.find('}', end);
+        const std::string list = close == std::string::npos ? "" : text_.substr(end + 2, close - end - 2);
+        if (!list.empty() && list.find_first_of(" \n*<$") == std::string::npos) {
+          std::size_t b = 0;
+          for (std::size_t c = 0; c <= list.size(); ++c) {
+            if (c < list.size() && list[c] != ',') continue;
+            const std::string one = path + "." + list.substr(b, c - b);
+            if (!fs::exists(kRoot / one) && !fs::exists(kRoot / dir_ / one)) {
+              Report(start, "cites " + one + ", which does not exist");
+            }
+            b = c + 1;
+          }
+        }
+        continue;
+      }
       if (!next.empty() && pattern_char(next[0])) continue;
       if (next.size() == 2 && next[0] == '.' && pattern_char(next[1])) continue;
       if (path.find("/.") != std::string::npos) continue;  // hidden, machine-local (tools/.venv)

@@ -37,7 +37,7 @@ if [ "$rc" -ne 0 ]; then
 fi
 eval "$env_line"
 
-# The shortened test recipe (tests/data/run/), as tests/worker/local_run_test.cpp runs it.
+# The shortened test recipe (tests/data/run/), as tests/cli/run_command_test.cpp runs it.
 data="$src/data/austen"
 cat > "$tmp/run.yaml" <<EOF
 teacher: $src/data/tiny-teacher

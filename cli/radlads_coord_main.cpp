@@ -1,0 +1,109 @@
+// radlads-coord: plan a conversion, run it locally, serve it to workers, report its status.
+// Exit codes: 0 success, 1 runtime failure, 2 invalid input or usage, 3 drained for requeue.
+#include <cstdio>
+
+#include "cli/cli_util.h"
+#include "cli/plan_command.h"
+#include "cli/run_command.h"
+#include "cli/serve_command.h"
+#include "cli/status_command.h"
+#include "kernels/cpu/parallel.h"
+
+int main(int argc, char** argv) {
+  using namespace radlads;
+  cli::ReexecWithThreadingDefaults(argc, argv);
+  CLI::App app{"radlads-coord: plan, run and watch a RADLADS conversion (Qwen2 -> RAD-RWKV6/7).\n"
+               "Exit codes: 0 success, 1 runtime failure, 2 invalid input or usage, "
+               "3 drained (SIGUSR1/SIGTERM) and ready to be requeued."};
+  app.require_subcommand(1);
+  int threads = 0;
+  app.add_option("--threads", threads, "CPU threads for local compute (default: RADLADS_THREADS or all cores)")
+      ->check(CLI::PositiveNumber);
+
+  // plan ------------------------------------------------------------------------------------
+  PlanCommandArgs plan;
+  CLI::App* plan_cmd = app.add_subcommand(
+      "plan", "Build and validate the task graph of a conversion and write the run directory");
+  plan_cmd->add_option("recipe", plan.recipe, "Recipe name (configs/recipes/) or path")->required();
+  plan_cmd->add_option("--model", plan.model_dir, "Teacher checkpoint directory (its config.json)");
+  plan_cmd->add_option("--preset", plan.model_preset,
+                       "Model preset instead of --model (default: the recipe's teacher)");
+  plan_cmd->add_option("--data", plan.data, "Tokenized corpus: binidx prefix, .npy or .u32");
+  plan_cmd->add_option("--data-tokens", plan.data_tokens, "Plan from a token count instead of --data");
+  plan_cmd->add_option("--cluster", plan.cluster, "Cluster layout name (configs/clusters/) or path")
+      ->required();
+  plan_cmd->add_option("--run", plan.run_dir, "Run directory to write (default: print only)");
+  plan_cmd->add_flag("--json", plan.json, "Print the plan as JSON (schema: docs/planner.md)");
+  plan_cmd->add_option("--tp", plan.tp, "Override the cluster's tensor-parallel degree");
+  plan_cmd->add_option("--pp", plan.pp, "Override the pipeline-parallel degree");
+  plan_cmd->add_option("--dp", plan.dp, "Override the data-parallel degree");
+  plan_cmd->add_flag("--auto-layout", plan.auto_layout,
+                     "Pick the best layout that fits instead of the cluster's");
+  plan_cmd->add_option("--segment-steps", plan.segment_steps, "Optimizer steps per step-1 segment");
+  plan_cmd->add_flag("--allow-data-repeats", plan.allow_data_repeats,
+                     "Allow a step to sample more windows than the data has");
+  bool no_vocab_check = false;
+  plan_cmd->add_flag("--no-vocab-check", no_vocab_check, "Skip the scan of every token id");
+  plan_cmd->add_option("--storage-gbps", plan.storage_gbps, "Cache storage bandwidth per node, GB/s");
+  plan_cmd->add_option("--cpu-memory-gib", plan.cpu_memory_gib, "RAM per node of a CPU cluster");
+
+  // run -------------------------------------------------------------------------------------
+  RunCommandArgs run;
+  CLI::App* run_cmd = app.add_subcommand(
+      "run", "Run the whole protocol in this process: step 0 transfer, step 1 alignment through "
+             "the HDF5 activation cache, step 2 distillation, optional step 3, export and eval. "
+             "Re-running with the same --run resumes from the last committed task");
+  run_cmd->add_option("config", run.config, "Run config (e.g. configs/tiny-rwkv7.yaml)")->required();
+  run_cmd->add_option("--run", run.run_dir, "Run directory")->required();
+
+  // serve ------------------------------------------------------------------------------------
+  ServeArgs serve;
+  CLI::App* serve_cmd = app.add_subcommand(
+      "serve", "Serve RUN/ to workers over TCP (HMAC-authenticated, docs/protocol.md); SIGUSR1 or "
+               "SIGTERM drains and exits 3 for requeue");
+  serve_cmd->add_option("run", serve.run_dir, "Run directory (written by `plan`)")->required();
+  serve_cmd->add_option("--listen", serve.listen, "ADDR:PORT to listen on (port 0: ephemeral; the bound "
+                                                  "address is written to RUN/coordinator.addr)")
+      ->capture_default_str();
+  serve_cmd->add_option("--lease-ttl-ms", serve.lease_ttl_ms, "Lease deadline after each heartbeat (new runs)")
+      ->capture_default_str();
+  serve_cmd->add_option("--retry-limit", serve.retry_limit, "Failed attempts before a task fails the run (new runs)")
+      ->capture_default_str();
+  serve_cmd->add_option("--cache-window", serve.cache_window, "Resident step-1 cache segments per stage (new runs; "
+                                                              "0: the plan's)")
+      ->capture_default_str();
+  serve_cmd->add_option("--expiry-period-ms", serve.expiry_period_ms, "How often expired leases are reclaimed")
+      ->capture_default_str();
+  serve_cmd->add_option("--idle-timeout-ms", serve.idle_timeout_ms, "Close connections idle this long")
+      ->capture_default_str();
+  serve_cmd->add_option("--frame-timeout-ms", serve.frame_timeout_ms, "Deadline for a handshake, a frame or a write")
+      ->capture_default_str();
+  serve_cmd->add_option("--max-frame-bytes", serve.max_frame_bytes, "Largest frame accepted after the handshake")
+      ->capture_default_str();
+  serve_cmd->add_option("--metrics", serve.metrics_listen,
+                        "ADDR:PORT for a Prometheus text endpoint (GET /metrics); off by default");
+
+  // status -----------------------------------------------------------------------------------
+  StatusArgs status;
+  CLI::App* status_cmd = app.add_subcommand(
+      "status", "Show a run: steps with progress, per-layer step-1 progress, tokens against budget, "
+                "losses, throughput, ETA, workers, failures. Asks the live coordinator, or reads the "
+                "last durable state when none serves");
+  status_cmd->add_option("run", status.run_dir, "Run directory")->required();
+  status_cmd->add_flag("--json", status.json, "Machine-readable output (schema: docs/status.md)");
+  status_cmd->add_option("--watch", status.watch_s, "Redraw every SECONDS until the run ends");
+
+  if (int rc = cli::ParseOrExitCode(app, argc, argv); rc >= 0) return rc;
+  if (threads > 0) cpu::SetNumThreads(threads);
+  if (plan_cmd->parsed()) {
+    plan.check_vocab = !no_vocab_check;
+    return RunPlanCommand(plan);
+  }
+  if (serve_cmd->parsed()) return RunServeCommand(serve);
+  if (status_cmd->parsed()) return RunStatusCommand(status);
+  if (run_cmd->parsed()) {
+    run.command_line = cli::JoinArgv(argc, argv);
+    return RunRunCommand(run);
+  }
+  return kExitInvalidInput;
+}

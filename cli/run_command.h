@@ -1,0 +1,38 @@
+// `radlads-coord run CONFIG --run DIR`: the whole RADLADS protocol in one process on this
+// machine — the coordinator's planner, durable state and scheduler, and an in-process worker
+// that runs every task (step 0 transfer, step 1 cache + align through the HDF5 activation cache,
+// step 2 distillation, optional step 3, export, eval).
+//
+// Contract:
+// - Every input is validated before anything is written (config, recipe, cluster, teacher
+//   directory and weights, data files, token budgets against the data): bad input exits 2 with
+//   the file, field and expectation, and DIR is left as it was.
+// - The run is durable and resumable: re-running the same command on the same DIR continues from
+//   the last committed task or checkpoint. A different config for an existing DIR, a DIR of
+//   another format, and a host whose memory the plan no longer fits are refused before any
+//   work (cli/run_directory.h).
+// - SIGINT/SIGTERM/SIGUSR1 drain: the running task checkpoints at its next step boundary, the
+//   state records the drain, and the process exits 3; re-run to resume.
+// - Long phases show a progress bar with tokens/s and ETA; the run ends with a summary table
+//   (also written to DIR/output/summary.txt) and DIR/output/eval.json.
+#pragma once
+
+#include <iosfwd>
+#include <optional>
+#include <string>
+
+namespace radlads {
+
+struct RunCommandArgs {
+  std::string config;        // run settings YAML (configs/tiny-rwkv7.yaml)
+  std::string run_dir;       // DIR
+  std::string command_line;  // recorded in DIR/output/summary.txt
+  std::ostream* out = nullptr;  // the summary (default std::cout); progress bars too when set
+  std::ostream* err = nullptr;  // errors and notes (default std::cerr)
+  std::optional<double> host_memory_gib;  // this host's RAM (tests; default: base/host_info.h)
+};
+
+// Returns the process exit code (0, 1, 2, or kExitRequeue after a drain).
+int RunRunCommand(const RunCommandArgs& args);
+
+}  // namespace radlads

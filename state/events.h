@@ -1,0 +1,300 @@
+// The coordinator's events (docs/design.md §4): every change to a run's state is one of these facts,
+// appended to the event log in RUN/state/ and applied to the in-memory RunState by a pure
+// function (state/run_state.h). Replaying the log from the first event rebuilds the state.
+//
+// Contract:
+// - An event is a fact, already validated by the Scheduler when it was produced. Events carry
+//   the decision (the lease deadline, the tokens credited, "this task failed"), not the policy
+//   that made it, so replay never consults the clock or the configuration of a later build.
+// - One scheduler operation may produce several events (TaskCompleted, then TaskReady for each
+//   dependent that became ready, then SegmentEvictable, then RunCompleted). They are committed
+//   together in one synced RocksDB WriteBatch: all or none (state/state_store.h).
+// - Encoding: binary, little-endian, framed as
+//       u8 format version (kStateFormatVersion) | u8 kind | payload | u64 XXH3-64 of the
+//       preceding bytes
+//   The payload is the event's fields (VisitFields below) in the varint encoding of
+//   contract/codec.h: LEB128 varints (signed ones zigzag-encoded), doubles as their IEEE-754 bit
+//   patterns (fixed 8 bytes, so replay is bit-exact), strings and lists varint-length-prefixed.
+//   The layout of every kind is written down in docs/formats/state.md.
+//   Decoding is strict: an unknown version or kind, a bad checksum, a truncated field or
+//   trailing bytes is a Corruption status naming the RocksDB key. Nothing here aborts on input.
+// - Version rule: kStateFormatVersion changes when the layout of any existing kind changes; a
+//   new kind gets a new code and leaves the version alone. Readers refuse versions they do not
+//   know (they never guess).
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "contract/fields.h"
+#include "contract/records.h"
+#include "contract/task.h"
+
+namespace radlads {
+
+// The version byte that opens every value (event or table row) in RUN/state/.
+inline constexpr std::uint8_t kStateFormatVersion = 1;
+
+
+// Run-wide settings fixed at creation (carried by the RunCreated event).
+struct RunConfig {
+  std::string run_id;              // a name for messages (the RUN directory's name)
+  TimeMs lease_ttl_ms = 300'000;   // lease deadline = grant/heartbeat time + ttl. Generous by
+                                   // default: a 72B checkpoint save can take minutes.
+  int retry_limit = 3;             // a task fails for good after retry_limit + 1 failed attempts
+  int cache_window = 0;            // W: cache segments resident per pipeline stage; 0 = unlimited
+};
+
+// ---- the events ----
+
+// First event of every run: the configuration and the planner's task graph.
+struct RunCreated {
+  RunConfig config;
+  std::vector<TaskSpec> tasks;  // in plan order (the order ready tasks are leased in)
+};
+// A worker joined, or re-registered (new process, new info). Revives a lost worker.
+struct WorkerRegistered {
+  WorkerInfo worker;
+};
+// A worker stopped answering (its lease expired) or belongs to a previous coordinator run.
+struct WorkerLost {
+  std::string worker;
+  std::string reason;
+};
+// blocked -> ready: all dependencies are done (or it has none).
+struct TaskReady {
+  std::string task;
+};
+// ready -> leased.
+struct TaskLeased {
+  std::string task;
+  LeaseId lease = 0;  // must be the state's next lease id
+  std::string worker;
+  int attempt = 0;    // 1 + failed attempts so far
+  TimeMs deadline_ms = 0;
+};
+// A heartbeat: renews the lease and records progress.
+struct TaskProgress {
+  std::string task;
+  LeaseId lease = 0;
+  TimeMs deadline_ms = 0;
+  Progress progress;
+};
+// A checkpoint commit; credits tokens_credited (= cursor - previous cursor) to the ledger.
+struct CheckpointCommitted {
+  std::string task;
+  LeaseId lease = 0;
+  CheckpointRecord checkpoint;
+  std::int64_t tokens_credited = 0;
+};
+// leased -> done; credits the rest of the task's tokens.
+struct TaskCompleted {
+  std::string task;
+  LeaseId lease = 0;
+  FinalRecord final_record;
+  std::int64_t tokens_credited = 0;
+};
+enum class LeaseEndCause : std::uint8_t {
+  kExpired = 0,            // no heartbeat before the deadline        (counts as a failure)
+  kFailed = 1,             // the worker reported a failure            (counts as a failure)
+  kReleased = 2,           // the worker stopped on request (drain)    (not a failure)
+  kCoordinatorRestart = 3, // the coordinator restarted (Resume)       (not a failure)
+};
+std::string_view LeaseEndCauseName(LeaseEndCause c);
+bool ParseLeaseEndCause(std::string_view name, LeaseEndCause* out);
+template <>
+struct EnumTraits<LeaseEndCause> {
+  static constexpr std::uint8_t kMax = static_cast<std::uint8_t>(LeaseEndCause::kCoordinatorRestart);
+  static std::string_view Name(LeaseEndCause c) { return LeaseEndCauseName(c); }
+  static bool Parse(std::string_view name, LeaseEndCause* out) { return ParseLeaseEndCause(name, out); }
+};
+inline bool CountsAsFailure(LeaseEndCause c) {
+  return c == LeaseEndCause::kExpired || c == LeaseEndCause::kFailed;
+}
+// leased -> ready, from the task's last committed checkpoint.
+struct LeaseEnded {
+  std::string task;
+  LeaseId lease = 0;
+  LeaseEndCause cause = LeaseEndCause::kExpired;
+  std::string reason;
+};
+// ready -> failed (retry limit exceeded, or a non-retryable failure). Terminal.
+struct TaskFailed {
+  std::string task;
+  std::string reason;
+};
+// The run stops: phase failed, with the reason. Terminal.
+struct RunFailed {
+  std::string reason;
+};
+// Every task is done. Terminal.
+struct RunCompleted {};
+// No new leases; leased workers are told to checkpoint and stop.
+struct DrainRequested {
+  std::string reason;
+};
+// The drain is over: no lease is outstanding. The coordinator may exit for requeue.
+struct DrainCompleted {};
+// A coordinator (re)started on this state: a drain is cleared, the run goes on.
+struct RunResumed {
+  std::string note;
+};
+// Every task that reads cache(segment, stage) is done: its files may be deleted.
+struct SegmentEvictable {
+  int segment = 0;
+  int stage = 0;
+};
+// The files of an evictable segment are gone; its slot in the window W is free.
+struct SegmentEvicted {
+  int segment = 0;
+  int stage = 0;
+};
+
+using EventBody = std::variant<RunCreated, WorkerRegistered, WorkerLost, TaskReady, TaskLeased,
+                               TaskProgress, CheckpointCommitted, TaskCompleted, LeaseEnded,
+                               TaskFailed, RunFailed, RunCompleted, DrainRequested, DrainCompleted,
+                               RunResumed, SegmentEvictable, SegmentEvicted>;
+
+// Stable wire codes (docs/formats/state.md). Never renumber; append.
+enum class EventKind : std::uint8_t {
+  kRunCreated = 1,
+  kWorkerRegistered = 2,
+  kWorkerLost = 3,
+  kTaskReady = 4,
+  kTaskLeased = 5,
+  kTaskProgress = 6,
+  kCheckpointCommitted = 7,
+  kTaskCompleted = 8,
+  kLeaseEnded = 9,
+  kTaskFailed = 10,
+  kRunFailed = 11,
+  kRunCompleted = 12,
+  kDrainRequested = 13,
+  kDrainCompleted = 14,
+  kRunResumed = 15,
+  kSegmentEvictable = 16,
+  kSegmentEvicted = 17,
+};
+
+struct Event {
+  std::uint64_t seq = 0;  // position in the log, 1-based, assigned by the StateStore
+  TimeMs at_ms = 0;       // when the scheduler produced it
+  EventBody body;
+};
+
+EventKind KindOf(const EventBody& body);
+// "run_created", "task_leased", ...
+std::string_view EventKindName(EventKind kind);
+// One line for logs and test failures: "#42 @1700000000123 task_leased task=... lease=7 ...".
+std::string DescribeEvent(const Event& e);
+
+// Encodes an event (its seq is the key, not part of the value).
+std::string EncodeEvent(const Event& e);
+// Decodes an event value; `key` names the RocksDB key in error messages. `seq` is taken from the
+// key by the caller.
+Status DecodeEvent(std::string_view value, std::string_view key, Event* out);
+
+// ---- framing of every value in RUN/state/ (events and table rows) ----
+namespace state_codec {
+
+// version | kind | payload | checksum.
+std::string Frame(std::uint8_t kind, std::string_view payload);
+// Checks the version byte, the checksum and the minimum size; returns the kind and the payload.
+// Errors are Corruption("<key>: ...").
+Status Unframe(std::string_view value, std::string_view key, std::uint8_t* kind,
+               std::string_view* payload);
+
+}  // namespace state_codec
+
+// ---- the events' fields (contract/fields.h): their payload layout, in order ----
+
+template <class V>
+void VisitFields(V& v, RunConfig& c) {
+  v.Str("run_id", c.run_id, kMaxIdBytes);
+  v.Int("lease_ttl_ms", c.lease_ttl_ms);
+  v.Int("retry_limit", c.retry_limit);
+  v.Int("cache_window", c.cache_window);
+}
+template <class V>
+void VisitFields(V& v, RunCreated& e) {
+  v.Rec("config", e.config);
+  v.Recs("tasks", e.tasks, kMaxListItems);
+}
+template <class V>
+void VisitFields(V& v, WorkerRegistered& e) { v.Rec("worker", e.worker); }
+template <class V>
+void VisitFields(V& v, WorkerLost& e) {
+  v.Str("worker", e.worker, kMaxIdBytes);
+  v.Str("reason", e.reason, kMaxTextBytes);
+}
+template <class V>
+void VisitFields(V& v, TaskReady& e) { v.Str("task", e.task, kMaxIdBytes); }
+template <class V>
+void VisitFields(V& v, TaskLeased& e) {
+  v.Str("task", e.task, kMaxIdBytes);
+  v.Int("lease", e.lease);
+  v.Str("worker", e.worker, kMaxIdBytes);
+  v.Int("attempt", e.attempt);
+  v.Int("deadline_ms", e.deadline_ms);
+}
+template <class V>
+void VisitFields(V& v, TaskProgress& e) {
+  v.Str("task", e.task, kMaxIdBytes);
+  v.Int("lease", e.lease);
+  v.Int("deadline_ms", e.deadline_ms);
+  v.Rec("progress", e.progress);
+}
+template <class V>
+void VisitFields(V& v, CheckpointCommitted& e) {
+  v.Str("task", e.task, kMaxIdBytes);
+  v.Int("lease", e.lease);
+  v.Rec("checkpoint", e.checkpoint);
+  v.Int("tokens_credited", e.tokens_credited);
+}
+template <class V>
+void VisitFields(V& v, TaskCompleted& e) {
+  v.Str("task", e.task, kMaxIdBytes);
+  v.Int("lease", e.lease);
+  v.Rec("final_record", e.final_record);
+  v.Int("tokens_credited", e.tokens_credited);
+}
+template <class V>
+void VisitFields(V& v, LeaseEnded& e) {
+  v.Str("task", e.task, kMaxIdBytes);
+  v.Int("lease", e.lease);
+  v.Enum("cause", e.cause);
+  v.Str("reason", e.reason, kMaxTextBytes);
+}
+template <class V>
+void VisitFields(V& v, TaskFailed& e) {
+  v.Str("task", e.task, kMaxIdBytes);
+  v.Str("reason", e.reason, kMaxTextBytes);
+}
+template <class V>
+void VisitFields(V& v, RunFailed& e) { v.Str("reason", e.reason, kMaxTextBytes); }
+template <class V>
+void VisitFields(V&, RunCompleted&) {}
+template <class V>
+void VisitFields(V& v, DrainRequested& e) { v.Str("reason", e.reason, kMaxTextBytes); }
+template <class V>
+void VisitFields(V&, DrainCompleted&) {}
+template <class V>
+void VisitFields(V& v, RunResumed& e) { v.Str("note", e.note, kMaxTextBytes); }
+template <class V>
+void VisitFields(V& v, SegmentEvictable& e) {
+  v.Int("segment", e.segment);
+  v.Int("stage", e.stage);
+}
+template <class V>
+void VisitFields(V& v, SegmentEvicted& e) {
+  v.Int("segment", e.segment);
+  v.Int("stage", e.stage);
+}
+
+}  // namespace radlads

@@ -1,0 +1,580 @@
+#include "state/scheduler.h"
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "contract/codec.h"
+
+namespace radlads {
+
+
+namespace {
+
+#define APPEND(tx, now, ...) RADLADS_RETURN_IF_ERROR((tx).Append((now), __VA_ARGS__))
+
+constexpr std::size_t kMaxReason = 4096;
+constexpr std::size_t kMaxId = 200;
+
+std::string Clip(std::string_view s) {
+  if (s.size() <= kMaxReason) return std::string(s);
+  return std::string(s.substr(0, kMaxReason)) + "...";
+}
+
+std::string L(LeaseId id) { return "lease " + std::to_string(id); }
+
+bool ValidWorkerId(std::string_view id) {
+  if (id.empty() || id.size() > kMaxId) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == '/' || c == '-' || c == ':' || c == '@';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool SameRecord(const CheckpointRecord& a, const CheckpointRecord& b) {
+  if (a.step != b.step || a.tokens_consumed != b.tokens_consumed ||
+      a.files.size() != b.files.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.files.size(); ++i) {
+    if (a.files[i].path != b.files[i].path || a.files[i].bytes != b.files[i].bytes ||
+        a.files[i].checksum != b.files[i].checksum) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool SameValues(const std::vector<NamedValue>& a, const std::vector<NamedValue>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    // Bit-exact: the record is replayed bit-exact too.
+    if (a[i].name != b[i].name || std::memcmp(&a[i].value, &b[i].value, sizeof(double)) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool SameInfo(const WorkerInfo& a, const WorkerInfo& b) {
+  return a.id == b.id && a.host == b.host && a.pid == b.pid && a.group_size == b.group_size &&
+         a.members == b.members && a.capabilities == b.capabilities;
+}
+
+std::string EncodedPlan(const RunConfig& c, const std::vector<TaskSpec>& tasks) {
+  codec::VarintOut w;
+  w.Rec("config", c);
+  for (const auto& t : tasks) w.Rec("task", t);
+  return w.out();
+}
+
+Status ValidateFiles(const std::vector<FileRecord>& files, std::string_view what) {
+  std::set<std::string_view> seen;
+  for (const auto& f : files) {
+    if (f.path.empty() || f.checksum.empty() || f.bytes < 0) {
+      return Status::InvalidArgument(std::string(what) + ": file '" + f.path +
+                                     "' needs a path, a checksum and bytes >= 0");
+    }
+    if (!seen.insert(f.path).second) {
+      return Status::InvalidArgument(std::string(what) + ": file '" + f.path + "' listed twice");
+    }
+  }
+  return Status::Ok();
+}
+
+Status RequireRun(const RunState& s) {
+  if (s.phase() == RunPhase::kEmpty) {
+    return Status::FailedPrecondition("no run in this state store: CreateRun first");
+  }
+  return Status::Ok();
+}
+
+bool RunOver(const RunState& s) {
+  return s.phase() == RunPhase::kCompleted || s.phase() == RunPhase::kFailed;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Public operations: one durable transition each
+// ---------------------------------------------------------------------------------------------
+
+Status Scheduler::CreateRun(const RunConfig& config, const std::vector<TaskSpec>& tasks) {
+  return store_->Transact([&](Txn& tx) { return DoCreateRun(tx, config, tasks); });
+}
+Status Scheduler::Resume(std::string_view note) {
+  return store_->Transact([&](Txn& tx) { return DoResume(tx, note); });
+}
+Status Scheduler::RegisterWorker(const WorkerInfo& info) {
+  return store_->Transact([&](Txn& tx) { return DoRegisterWorker(tx, info); });
+}
+Result<LeaseReply> Scheduler::Lease(std::string_view worker, const Capabilities& caps) {
+  return store_->Transact([&](Txn& tx) { return DoLease(tx, worker, caps); });
+}
+Result<HeartbeatReply> Scheduler::Heartbeat(LeaseId lease, const Progress& progress) {
+  return store_->Transact([&](Txn& tx) { return DoHeartbeat(tx, lease, progress); });
+}
+Result<CommitReply> Scheduler::CommitCheckpoint(LeaseId lease, const CheckpointRecord& ck) {
+  return store_->Transact([&](Txn& tx) { return DoCommit(tx, lease, ck); });
+}
+Result<CommitReply> Scheduler::Complete(LeaseId lease, const FinalRecord& final_record) {
+  return store_->Transact([&](Txn& tx) { return DoComplete(tx, lease, final_record); });
+}
+Status Scheduler::Fail(LeaseId lease, std::string_view reason, bool retryable) {
+  return store_->Transact([&](Txn& tx) { return DoFail(tx, lease, reason, retryable); });
+}
+Status Scheduler::Release(LeaseId lease, std::string_view reason) {
+  return store_->Transact([&](Txn& tx) { return DoRelease(tx, lease, reason); });
+}
+Status Scheduler::Drain(std::string_view reason) {
+  return store_->Transact([&](Txn& tx) { return DoDrain(tx, reason); });
+}
+Result<int> Scheduler::ExpireLeases() {
+  return store_->Transact([&](Txn& tx) { return DoExpire(tx); });
+}
+Status Scheduler::EvictSegment(int segment, int stage) {
+  return store_->Transact([&](Txn& tx) { return DoEvict(tx, segment, stage); });
+}
+
+void Scheduler::HeartbeatAsync(LeaseId lease, const Progress& progress,
+                               std::function<void(Result<HeartbeatReply>)> done) {
+  store_->TransactAsync([&](Txn& tx) { return DoHeartbeat(tx, lease, progress); },
+                        std::move(done));
+}
+void Scheduler::CommitCheckpointAsync(LeaseId lease, const CheckpointRecord& ck,
+                                      std::function<void(Result<CommitReply>)> done) {
+  store_->TransactAsync([&](Txn& tx) { return DoCommit(tx, lease, ck); }, std::move(done));
+}
+void Scheduler::LeaseAsync(std::string_view worker, const Capabilities& caps,
+                           std::function<void(Result<LeaseReply>)> done) {
+  store_->TransactAsync([&](Txn& tx) { return DoLease(tx, worker, caps); }, std::move(done));
+}
+void Scheduler::CompleteAsync(LeaseId lease, const FinalRecord& final_record,
+                              std::function<void(Result<CommitReply>)> done) {
+  store_->TransactAsync([&](Txn& tx) { return DoComplete(tx, lease, final_record); },
+                        std::move(done));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+Result<const LeaseRecord*> Scheduler::LiveLease(const RunState& s, LeaseId lease, TimeMs now,
+                                                std::string_view op) const {
+  const LeaseRecord* l = s.FindLease(lease);
+  if (l == nullptr) {
+    return Status::FailedPrecondition(std::string(op) + ": " + L(lease) +
+                                      " is not outstanding (expired, ended or unknown): stop "
+                                      "working on it");
+  }
+  if (now >= l->deadline_ms) {
+    return Status::FailedPrecondition(std::string(op) + ": " + L(lease) + " of task '" + l->task +
+                                      "' passed its deadline " + std::to_string(l->deadline_ms) +
+                                      " (now " + std::to_string(now) + "): stop working on it");
+  }
+  return l;
+}
+
+Status Scheduler::EndLease(Txn& tx, TimeMs now, const LeaseRecord& lease, LeaseEndCause cause,
+                           std::string reason, bool retryable) {
+  const RunState& s = tx.state();
+  const TaskRecord* t = s.FindTask(lease.task);
+  if (t == nullptr) return Status::Internal("lease of unknown task '" + lease.task + "'");
+  const std::string task = lease.task;
+  const std::string worker = lease.worker;
+  const int failures = t->failures + (CountsAsFailure(cause) ? 1 : 0);
+  APPEND(tx, now, LeaseEnded{task, lease.id, cause, reason});
+  if (cause == LeaseEndCause::kExpired) {
+    const WorkerRecord* w = s.FindWorker(worker);
+    if (w != nullptr && w->state != WorkerState::kLost) {
+      APPEND(tx, now, WorkerLost{worker, L(lease.id) + " of task '" + task + "' expired"});
+    }
+  }
+  if (!CountsAsFailure(cause)) return Status::Ok();
+  const int limit = s.config().retry_limit;
+  if (retryable && failures <= limit) return Status::Ok();
+  std::string why = retryable ? "failed after " + std::to_string(failures) +
+                                    " attempts (retry limit " + std::to_string(limit) +
+                                    "): " + reason
+                              : "failed with a non-retryable error: " + reason;
+  APPEND(tx, now, TaskFailed{task, why});
+  if (!RunOver(s)) APPEND(tx, now, RunFailed{"task '" + task + "' " + why});
+  return Status::Ok();
+}
+
+Status Scheduler::MaybeFinishDrain(Txn& tx, TimeMs now) {
+  const RunState& s = tx.state();
+  if (s.phase() == RunPhase::kDraining && s.leases().empty()) APPEND(tx, now, DrainCompleted{});
+  return Status::Ok();
+}
+
+LeaseGrant Scheduler::MakeGrant(const RunState& s, const LeaseRecord& lease) const {
+  LeaseGrant g;
+  const int i = s.TaskIndex(lease.task);
+  const TaskRecord& t = s.tasks()[i];
+  g.lease = lease.id;
+  g.task = t.spec;
+  g.attempt = lease.attempt;
+  g.deadline_ms = lease.deadline_ms;
+  if (!s.Checkpoints(i).empty()) g.resume_from = s.Checkpoints(i).back();
+  for (int d : s.DepIndices(i)) {
+    if (!s.Checkpoints(d).empty()) g.inputs.push_back(s.Checkpoints(d).back());
+  }
+  return g;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------------------------
+
+Status Scheduler::DoCreateRun(Txn& tx, const RunConfig& config, const std::vector<TaskSpec>& tasks) {
+  RADLADS_RETURN_IF_ERROR(ValidatePlan(config, tasks));
+  const RunState& s = tx.state();
+  if (s.phase() != RunPhase::kEmpty) {
+    std::vector<TaskSpec> existing;
+    existing.reserve(s.tasks().size());
+    for (const auto& t : s.tasks()) existing.push_back(t.spec);
+    if (EncodedPlan(s.config(), existing) == EncodedPlan(config, tasks)) return Status::Ok();
+    return Status::FailedPrecondition("run '" + s.config().run_id +
+                                      "' already exists in this state store with another plan");
+  }
+  const TimeMs now = clock_->NowMs();
+  APPEND(tx, now, RunCreated{config, tasks});
+  for (const auto& t : tasks) {
+    if (t.deps.empty()) APPEND(tx, now, TaskReady{t.id});
+  }
+  return Status::Ok();
+}
+
+Status Scheduler::DoResume(Txn& tx, std::string_view note) {
+  const RunState& s = tx.state();
+  RADLADS_RETURN_IF_ERROR(RequireRun(s));
+  const TimeMs now = clock_->NowMs();
+  const std::vector<LeaseRecord> leases = [&] {
+    std::vector<LeaseRecord> v;
+    for (const auto& [id, l] : s.leases()) v.push_back(l);
+    return v;
+  }();
+  for (const auto& l : leases) {
+    RADLADS_RETURN_IF_ERROR(EndLease(tx, now, l, LeaseEndCause::kCoordinatorRestart,
+                                     "coordinator restarted: " + Clip(note), true));
+  }
+  std::vector<std::string> live;
+  for (const auto& [id, w] : s.workers()) {
+    if (w.state != WorkerState::kLost) live.push_back(id);
+  }
+  for (const auto& id : live) {
+    APPEND(tx, now, WorkerLost{id, "coordinator restarted: " + Clip(note)});
+  }
+  APPEND(tx, now, RunResumed{Clip(note)});
+  return Status::Ok();
+}
+
+Status Scheduler::DoRegisterWorker(Txn& tx, const WorkerInfo& info) {
+  const RunState& s = tx.state();
+  RADLADS_RETURN_IF_ERROR(RequireRun(s));
+  if (!ValidWorkerId(info.id)) {
+    return Status::InvalidArgument("worker id '" + info.id +
+                                   "' must be 1-200 characters of [A-Za-z0-9_./:@-]");
+  }
+  if (info.group_size < 1 || info.group_size > (1 << 20)) {
+    return Status::InvalidArgument("worker '" + info.id + "': group_size must be >= 1, got " +
+                                   std::to_string(info.group_size));
+  }
+  if (info.capabilities == 0 || (info.capabilities & ~kAllTaskTypes) != 0) {
+    return Status::InvalidArgument("worker '" + info.id + "': capabilities must be a non-empty "
+                                   "set of task types");
+  }
+  if (info.host.size() > kMaxReason || info.members.size() > (1u << 20)) {
+    return Status::InvalidArgument("worker '" + info.id + "': host or members too long");
+  }
+  const TimeMs now = clock_->NowMs();
+  if (const WorkerRecord* w = s.FindWorker(info.id)) {
+    if (w->state == WorkerState::kIdle && SameInfo(w->info, info)) return Status::Ok();
+    if (w->lease != 0) {
+      const LeaseRecord lease = *s.FindLease(w->lease);
+      RADLADS_RETURN_IF_ERROR(EndLease(tx, now, lease, LeaseEndCause::kFailed,
+                                       "worker '" + info.id +
+                                           "' registered again while holding the lease "
+                                           "(its process restarted?)",
+                                       true));
+      RADLADS_RETURN_IF_ERROR(MaybeFinishDrain(tx, now));
+    }
+  }
+  APPEND(tx, now, WorkerRegistered{info});
+  return Status::Ok();
+}
+
+Result<LeaseReply> Scheduler::DoLease(Txn& tx, std::string_view worker, const Capabilities& caps) {
+  const RunState& s = tx.state();
+  RADLADS_RETURN_IF_ERROR(RequireRun(s));
+  const WorkerRecord* w = s.FindWorker(worker);
+  if (w == nullptr) {
+    return Status::NotFound("unknown worker '" + std::string(worker) + "': RegisterWorker first");
+  }
+  if (w->state == WorkerState::kLost) {
+    return Status::FailedPrecondition("worker '" + std::string(worker) + "' was declared lost (" +
+                                      w->lost_reason + "): register again");
+  }
+  const TimeMs now = clock_->NowMs();
+  LeaseReply reply;
+  if (w->state == WorkerState::kBusy) {
+    // The worker asks again while holding a lease: its last reply was lost. Same lease.
+    RADLADS_ASSIGN_OR_RETURN(const LeaseRecord* l, LiveLease(s, w->lease, now, "lease"));
+    reply.outcome = LeaseOutcome::kGranted;
+    reply.grant = MakeGrant(s, *l);
+    return reply;
+  }
+  if (RunOver(s)) {
+    reply.outcome = LeaseOutcome::kRunOver;
+    return reply;
+  }
+  if (s.phase() != RunPhase::kRunning) {
+    reply.outcome = LeaseOutcome::kDraining;
+    return reply;
+  }
+  const std::uint32_t mask = caps.task_types & w->info.capabilities;
+  const int window = s.config().cache_window;
+  std::map<int, int> slots;  // stage -> slots used, computed on demand
+  for (int i : s.ready()) {
+    const TaskRecord& t = s.tasks()[i];
+    if ((mask & TaskTypeBit(t.spec.type)) == 0) continue;
+    if (t.spec.workers != w->info.group_size) continue;
+    if (t.spec.type == TaskType::kCache && window > 0) {
+      const SegmentRecord* seg = s.FindSegment(t.spec.segment, t.spec.stage);
+      if (seg != nullptr && !HoldsWindowSlot(seg->state)) {
+        auto it = slots.find(t.spec.stage);
+        if (it == slots.end()) it = slots.emplace(t.spec.stage, s.WindowSlotsUsed(t.spec.stage)).first;
+        if (it->second >= window) continue;
+      }
+    }
+    const LeaseId id = s.next_lease_id();
+    const std::string task = t.spec.id;
+    APPEND(tx, now, TaskLeased{task, id, std::string(worker), t.failures + 1,
+                               now + s.config().lease_ttl_ms});
+    reply.outcome = LeaseOutcome::kGranted;
+    reply.grant = MakeGrant(s, *s.FindLease(id));
+    return reply;
+  }
+  reply.outcome = LeaseOutcome::kNoWork;
+  return reply;
+}
+
+Result<HeartbeatReply> Scheduler::DoHeartbeat(Txn& tx, LeaseId lease, const Progress& progress) {
+  const RunState& s = tx.state();
+  RADLADS_RETURN_IF_ERROR(RequireRun(s));
+  const TimeMs now = clock_->NowMs();
+  RADLADS_ASSIGN_OR_RETURN(const LeaseRecord* l, LiveLease(s, lease, now, "heartbeat"));
+  const TaskRecord* t = s.FindTask(l->task);
+  if (progress.tokens < 0 || progress.tokens > t->spec.tokens || progress.step < 0 ||
+      !std::isfinite(progress.throughput) || progress.throughput < 0) {
+    return Status::InvalidArgument("heartbeat on " + L(lease) + " (task '" + l->task +
+                                   "'): progress needs 0 <= tokens <= " +
+                                   std::to_string(t->spec.tokens) +
+                                   ", step >= 0 and a finite throughput >= 0; got tokens " +
+                                   std::to_string(progress.tokens) + ", step " +
+                                   std::to_string(progress.step));
+  }
+  if (progress.losses.size() > 1024) {
+    return Status::InvalidArgument("heartbeat: more than 1024 losses");
+  }
+  const std::string task = l->task;
+  const TimeMs deadline = now + s.config().lease_ttl_ms;
+  APPEND(tx, now, TaskProgress{task, lease, deadline, progress});
+  HeartbeatReply reply;
+  reply.deadline_ms = deadline;
+  if (s.phase() == RunPhase::kDraining || s.phase() == RunPhase::kDrained) {
+    reply.stop = true;
+    reply.stop_reason = "draining: " + s.status().reason;
+  } else if (RunOver(s)) {
+    reply.stop = true;
+    reply.stop_reason = "the run is " + std::string(RunPhaseName(s.phase())) + ": " +
+                        s.status().reason;
+  }
+  return reply;
+}
+
+Result<CommitReply> Scheduler::DoCommit(Txn& tx, LeaseId lease, const CheckpointRecord& ck) {
+  const RunState& s = tx.state();
+  RADLADS_RETURN_IF_ERROR(RequireRun(s));
+  // A duplicate of a commit already recorded under this lease: acknowledge it, credit nothing.
+  if (const int ti = s.TaskOfCommittingLease(lease); ti >= 0) {
+    for (const auto& c : s.Checkpoints(ti)) {
+      if (c.lease == lease && !c.final && SameRecord(c.record, ck)) {
+        return CommitReply{0, true};
+      }
+    }
+  }
+  const TimeMs now = clock_->NowMs();
+  RADLADS_ASSIGN_OR_RETURN(const LeaseRecord* l, LiveLease(s, lease, now, "checkpoint commit"));
+  const TaskRecord* t = s.FindTask(l->task);
+  const std::string ctx = "checkpoint commit on " + L(lease) + " (task '" + l->task + "')";
+  RADLADS_RETURN_IF_ERROR(ValidateFiles(ck.files, ctx));
+  if (ck.files.empty()) return Status::InvalidArgument(ctx + ": a checkpoint needs files");
+  if (ck.step < 0 || ck.tokens_consumed < 0) {
+    return Status::InvalidArgument(ctx + ": step and tokens_consumed must be >= 0");
+  }
+  if (ck.tokens_consumed > t->spec.tokens) {
+    return Status::InvalidArgument(ctx + ": token cursor " + std::to_string(ck.tokens_consumed) +
+                                   " exceeds the task's budget " + std::to_string(t->spec.tokens));
+  }
+  if (ck.step <= t->checkpoint_step) {
+    return Status::FailedPrecondition(ctx + ": step " + std::to_string(ck.step) +
+                                      " is not after the committed step " +
+                                      std::to_string(t->checkpoint_step) +
+                                      " (a stale or reordered commit)");
+  }
+  if (ck.tokens_consumed < t->committed_tokens) {
+    return Status::FailedPrecondition(ctx + ": token cursor " +
+                                      std::to_string(ck.tokens_consumed) +
+                                      " is behind the committed cursor " +
+                                      std::to_string(t->committed_tokens));
+  }
+  const std::int64_t credited = ck.tokens_consumed - t->committed_tokens;
+  const std::string task = l->task;
+  APPEND(tx, now, CheckpointCommitted{task, lease, ck, credited});
+  return CommitReply{credited, false};
+}
+
+Result<CommitReply> Scheduler::DoComplete(Txn& tx, LeaseId lease, const FinalRecord& fr) {
+  const RunState& s = tx.state();
+  RADLADS_RETURN_IF_ERROR(RequireRun(s));
+  if (const int ti = s.TaskOfCommittingLease(lease); ti >= 0) {
+    const auto& list = s.Checkpoints(ti);
+    if (!list.empty() && list.back().final && list.back().lease == lease) {
+      if (SameRecord(list.back().record, fr.checkpoint) &&
+          SameValues(s.tasks()[ti].final_metrics, fr.metrics)) {
+        return CommitReply{0, true};
+      }
+      return Status::FailedPrecondition("complete on " + L(lease) + ": task '" +
+                                        s.tasks()[ti].spec.id +
+                                        "' was already completed with another final record");
+    }
+  }
+  const TimeMs now = clock_->NowMs();
+  RADLADS_ASSIGN_OR_RETURN(const LeaseRecord* l, LiveLease(s, lease, now, "complete"));
+  const int i = s.TaskIndex(l->task);
+  const TaskRecord& t = s.tasks()[i];
+  const std::string ctx = "complete on " + L(lease) + " (task '" + l->task + "')";
+  const CheckpointRecord& ck = fr.checkpoint;
+  RADLADS_RETURN_IF_ERROR(ValidateFiles(ck.files, ctx));
+  if (ck.step < 0) return Status::InvalidArgument(ctx + ": step must be >= 0");
+  if (ck.tokens_consumed != t.spec.tokens) {
+    return Status::InvalidArgument(ctx + ": the token budget is exact: the final cursor is " +
+                                   std::to_string(ck.tokens_consumed) + ", the budget " +
+                                   std::to_string(t.spec.tokens));
+  }
+  if (ck.step < t.checkpoint_step) {
+    return Status::FailedPrecondition(ctx + ": final step " + std::to_string(ck.step) +
+                                      " is before the committed step " +
+                                      std::to_string(t.checkpoint_step));
+  }
+  const std::int64_t credited = ck.tokens_consumed - t.committed_tokens;
+  const std::string task = t.spec.id;
+  APPEND(tx, now, TaskCompleted{task, lease, fr, credited});
+  // Consequences, in one transition with the completion.
+  for (int d : s.Dependents(i)) {
+    if (s.tasks()[d].state == TaskState::kBlocked && s.DepsDone(d)) {
+      APPEND(tx, now, TaskReady{s.tasks()[d].spec.id});
+    }
+  }
+  std::vector<int> caches;
+  if (t.spec.type == TaskType::kCache) caches.push_back(i);
+  for (int d : s.DepIndices(i)) {
+    if (s.tasks()[d].spec.type == TaskType::kCache) caches.push_back(d);
+  }
+  for (int c : caches) {
+    const TaskSpec& cs = s.tasks()[c].spec;
+    const SegmentRecord* seg = s.FindSegment(cs.segment, cs.stage);
+    if (seg == nullptr || seg->state != SegmentState::kResident) continue;
+    bool all_done = true;
+    for (int r : s.Dependents(c)) all_done = all_done && s.tasks()[r].state == TaskState::kDone;
+    if (all_done) APPEND(tx, now, SegmentEvictable{cs.segment, cs.stage});
+  }
+  if (s.TasksIn(TaskState::kDone) == static_cast<int>(s.tasks().size()) && !RunOver(s)) {
+    APPEND(tx, now, RunCompleted{});
+  } else {
+    RADLADS_RETURN_IF_ERROR(MaybeFinishDrain(tx, now));
+  }
+  return CommitReply{credited, false};
+}
+
+Status Scheduler::DoFail(Txn& tx, LeaseId lease, std::string_view reason, bool retryable) {
+  const RunState& s = tx.state();
+  RADLADS_RETURN_IF_ERROR(RequireRun(s));
+  const LeaseRecord* l = s.FindLease(lease);
+  if (l == nullptr) {
+    return Status::FailedPrecondition("fail: " + L(lease) + " is not outstanding");
+  }
+  const TimeMs now = clock_->NowMs();
+  const LeaseRecord copy = *l;
+  RADLADS_RETURN_IF_ERROR(EndLease(tx, now, copy, LeaseEndCause::kFailed, Clip(reason), retryable));
+  return MaybeFinishDrain(tx, now);
+}
+
+Status Scheduler::DoRelease(Txn& tx, LeaseId lease, std::string_view reason) {
+  const RunState& s = tx.state();
+  RADLADS_RETURN_IF_ERROR(RequireRun(s));
+  const LeaseRecord* l = s.FindLease(lease);
+  if (l == nullptr) {
+    return Status::FailedPrecondition("release: " + L(lease) + " is not outstanding");
+  }
+  const TimeMs now = clock_->NowMs();
+  const LeaseRecord copy = *l;
+  RADLADS_RETURN_IF_ERROR(EndLease(tx, now, copy, LeaseEndCause::kReleased, Clip(reason), true));
+  return MaybeFinishDrain(tx, now);
+}
+
+Status Scheduler::DoDrain(Txn& tx, std::string_view reason) {
+  const RunState& s = tx.state();
+  RADLADS_RETURN_IF_ERROR(RequireRun(s));
+  if (s.phase() != RunPhase::kRunning) return Status::Ok();  // draining, drained or over
+  const TimeMs now = clock_->NowMs();
+  APPEND(tx, now, DrainRequested{Clip(reason)});
+  return MaybeFinishDrain(tx, now);
+}
+
+Result<int> Scheduler::DoExpire(Txn& tx) {
+  const RunState& s = tx.state();
+  RADLADS_RETURN_IF_ERROR(RequireRun(s));
+  const TimeMs now = clock_->NowMs();
+  std::vector<LeaseRecord> expired;
+  for (const auto& [id, l] : s.leases()) {
+    if (l.deadline_ms <= now) expired.push_back(l);
+  }
+  for (const auto& l : expired) {
+    const std::string since =
+        l.last_heartbeat_ms > 0 ? "last heartbeat at " + std::to_string(l.last_heartbeat_ms)
+                                : "no heartbeat since the grant at " + std::to_string(l.granted_ms);
+    RADLADS_RETURN_IF_ERROR(EndLease(tx, now, l, LeaseEndCause::kExpired,
+                                     "worker '" + l.worker + "' missed the deadline " +
+                                         std::to_string(l.deadline_ms) + " (" + since + ")",
+                                     true));
+  }
+  if (!expired.empty()) RADLADS_RETURN_IF_ERROR(MaybeFinishDrain(tx, now));
+  return static_cast<int>(expired.size());
+}
+
+Status Scheduler::DoEvict(Txn& tx, int segment, int stage) {
+  const RunState& s = tx.state();
+  RADLADS_RETURN_IF_ERROR(RequireRun(s));
+  const SegmentRecord* seg = s.FindSegment(segment, stage);
+  if (seg == nullptr) {
+    return Status::NotFound("no cache segment " + std::to_string(segment) + " of stage " +
+                            std::to_string(stage));
+  }
+  if (seg->state == SegmentState::kEvicted) return Status::Ok();
+  if (seg->state != SegmentState::kEvictable) {
+    return Status::FailedPrecondition("cache segment " + std::to_string(segment) + " of stage " +
+                                      std::to_string(stage) + " is " +
+                                      std::string(SegmentStateName(seg->state)) +
+                                      ", not evictable yet");
+  }
+  APPEND(tx, clock_->NowMs(), SegmentEvicted{segment, stage});
+  return Status::Ok();
+}
+
+}  // namespace radlads

@@ -1,0 +1,279 @@
+// `radlads-coord run`: a shortened embedded default end to end for both architectures (real
+// binary, real HDF5 cache, real RocksDB state), a drain + resume that must reproduce the
+// uninterrupted result exactly, and the bad-input cases that must leave nothing behind.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "base/checksum.h"
+#include "base/file.h"
+#include "contract/run_layout.h"
+#include "pipeline/model_io.h"
+#include "pipeline/student_model.h"
+#include "pipeline/train_steps.h"
+#include "storage/activation_cache.h"
+#include "tests/testing/test_util.h"
+#include "worker/checkpoint_io.h"
+#include "worker/eval_report.h"
+
+namespace radlads {
+namespace {
+
+const std::string kCoord = RADLADS_COORD_BIN;
+const std::string kSrc = RADLADS_SOURCE_DIR;
+
+struct RunResult {
+  int code = -1;
+  std::string out;
+};
+
+RunResult Exec(const std::string& cmd) {
+  RunResult r;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  std::array<char, 4096> buf;
+  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), p)) r.out.append(buf.data(), n);
+  int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// A run config in `dir` for the test recipe of `arch`, training on one novel.
+std::string WriteConfig(const testing::ScratchDir& dir, const std::string& arch, const std::string& recipe = "",
+                        const std::string& teacher = "", const std::string& train = "") {
+  const std::string data = kSrc + "/data/austen/";
+  std::string cfg = "teacher: " + (teacher.empty() ? kSrc + "/data/tiny-teacher" : teacher) + "\n" +
+                    "recipe: " + (recipe.empty() ? testing::TestDataPath("run/recipe-" + arch + ".yaml") : recipe) + "\n" +
+                    "cluster: " + testing::TestDataPath("run/cluster.yaml") + "\n" +
+                    "data:\n  train: " + (train.empty() ? data + "northanger_abbey.txt.gz" : train) + "\n" +
+                    "  heldout: " + data + "persuasion.txt.gz\n" +
+                    "eval:\n  max_tokens: 4096\n  seq_len: 64\n  batch: 16\n  generate_tokens: 8\n";
+  const std::string path = dir.File("run-" + arch + ".yaml");
+  testing::WriteBytes(path, cfg);
+  return path;
+}
+
+Result<std::unique_ptr<ParamSet>> LayerParams(const RunLayout& run, const StudentConfig& cfg, int layer,
+                                              const std::string& rel) {
+  auto p = std::make_unique<ParamSet>();
+  DeclareStudentMixerParams(cfg, layer, *p);
+  RADLADS_RETURN_IF_ERROR(LoadTrainingCheckpoint(run.dir, FileRecord{rel, 0, ""}, *p, true).status());
+  return p;
+}
+
+// The layer's state after step 1: the last segment's final checkpoint (names sort by segment,
+// then step).
+std::string LastAlignFile(const RunLayout& run, int layer) {
+  const std::string dir = DirName(RunLayout::TransferFile(layer));
+  std::string last;
+  for (const auto& e : std::filesystem::directory_iterator(run.Abs(dir))) {
+    std::string name = e.path().filename().string();
+    if (name[0] == 'S' && name > last) last = name;
+  }
+  return dir + "/" + last;
+}
+
+// The micro-batch step 1 ran at: the align step's entry in the run's plan.json (0 if absent).
+std::int64_t AlignMicroBatch(const RunLayout& run) {
+  auto text = ReadFileToString(run.Abs("plan.json"));
+  if (!text.ok()) return 0;
+  const nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.contains("steps")) return 0;
+  for (const auto& s : j["steps"]) {
+    if (s.value("kind", "") == "align") return s.value("micro_batch", std::int64_t{0});
+  }
+  return 0;
+}
+
+class LocalRun : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LocalRun, WholeProtocolEarnsEachStepAndExportsExactly) {
+  testing::ScratchDir dir;
+  const std::string cfg = WriteConfig(dir, GetParam());
+  const RunLayout run{dir.File("run")};
+  RunResult r = Exec(kCoord + " run " + cfg + " --run " + run.dir);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("greedy continuation"), std::string::npos) << r.out;
+
+  // eval.json: step 1 lowers the KL, step 2 lowers it further.
+  auto text = ReadFileToString(run.Abs(RunLayout::EvalFile()));
+  ASSERT_TRUE(text.ok());
+  auto rep = ParseEvalReport(*text, "eval.json");
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  EXPECT_LT(rep->after_step1.kl, 0.7 * rep->after_step0.kl) << *text;
+  EXPECT_LT(rep->student.kl, rep->after_step1.kl) << *text;
+  EXPECT_EQ(rep->tokens_conversion, 8192 + 4096);
+  EXPECT_GT(rep->tokens_teacher_pretraining, 0);
+
+  // The HDF5 cache round-trips: the teacher's mixer inputs/outputs, recomputed from the cached
+  // tokens, equal what the cache holds, bit for bit. Like with like: the recomputation runs the
+  // first micro-batch of segment 0 at the run's own micro-batch (plan.json), because GEMM
+  // results may differ in the last bits between batch shapes (docs/conversion.md, "Determinism").
+  auto teacher = LoadQwen2Teacher(kSrc + "/data/tiny-teacher");
+  ASSERT_TRUE(teacher.ok()) << teacher.status().ToString();
+  const std::int64_t mb = AlignMicroBatch(run);
+  ASSERT_GT(mb, 0);
+  auto cache = ActivationCacheReader::Open(run.Abs(RunLayout::CacheFile(0, 0)));
+  ASSERT_TRUE(cache.ok()) << cache.status().ToString();
+  const ActivationCacheMeta& m = (*cache)->meta();
+  ASSERT_GE(m.samples, mb);
+  Tensor hidden = Tensor::Empty({mb, m.seq_len, m.hidden});
+  Tensor tokens = Tensor::Empty({mb, m.seq_len}, DType::kI32);
+  ASSERT_TRUE((*cache)->ReadStageOutput(0, hidden, tokens).ok());
+  std::vector<Tensor> ins(static_cast<std::size_t>(m.layers())), outs(ins.size());
+  DecoderForwardOptions fo;
+  fo.hook = [&](int l, const Tensor& in, const Tensor& out, const Tensor&) {
+    ins[static_cast<std::size_t>(l)] = in.Clone();
+    outs[static_cast<std::size_t>(l)] = out.Clone();
+  };
+  Tensor x = teacher->model->Embed(tokens);
+  Tensor y = teacher->model->RunLayers(x, 0, static_cast<int>(m.last_layer), fo);
+  ASSERT_EQ(std::memcmp(y.raw(), hidden.raw(), y.nbytes()), 0) << "stage output";
+  for (std::int64_t l = 0; l < m.layers(); ++l) {
+    Tensor in = Tensor::Empty({mb, m.seq_len, m.hidden}), out = Tensor::Empty({mb, m.seq_len, m.hidden});
+    ASSERT_TRUE((*cache)->ReadLayer(l, 0, in, out).ok());
+    EXPECT_EQ(std::memcmp(in.raw(), ins[static_cast<std::size_t>(l)].raw(), in.nbytes()), 0) << "layer " << l;
+    EXPECT_EQ(std::memcmp(out.raw(), outs[static_cast<std::size_t>(l)].raw(), out.nbytes()), 0) << "layer " << l;
+  }
+
+  // Step 1 lowers the alignment loss of every layer on its cached pairs.
+  auto student_cfg = LoadStudentConfig(run.Abs(RunLayout::OutputModelDir()));
+  ASSERT_TRUE(student_cfg.ok());
+  for (int l = 0; l < static_cast<int>(m.layers()); ++l) {
+    Tensor in = Tensor::Empty({m.samples, m.seq_len, m.hidden}), out = Tensor::Empty({m.samples, m.seq_len, m.hidden});
+    ASSERT_TRUE((*cache)->ReadLayer(l, 0, in, out).ok());
+    Tensor vf;
+    if (student_cfg->arch == StudentArch::kRwkv7 && l > 0) {
+      vf = Tensor::Empty({m.samples, m.seq_len, m.value_first_width});
+      ASSERT_TRUE((*cache)->ReadValueFirst(0, vf).ok());
+    }
+    double loss[2];
+    const std::string files[2] = {RunLayout::TransferFile(l), LastAlignFile(run, l)};
+    for (int k = 0; k < 2; ++k) {
+      auto p = LayerParams(run, *student_cfg, l, files[k]);
+      ASSERT_TRUE(p.ok()) << p.status().ToString();
+      auto mixer = MakeStudentMixer(*student_cfg, l, **p, {});
+      AlignTrainer t(*student_cfg, l, **p, *mixer, OptimizerSettings{});
+      loss[k] = t.Evaluate(in, out, vf);
+    }
+    EXPECT_LT(loss[1], loss[0]) << "layer " << l;
+  }
+
+  // The exported model reloads to exactly the logits of the trained student.
+  auto exported = LoadStudent(run.Abs(RunLayout::OutputModelDir()));
+  ASSERT_TRUE(exported.ok()) << exported.status().ToString();
+  auto trained = std::make_unique<ParamSet>();
+  DeclareParams(StudentParamSpecs(*student_cfg), *trained);
+  ASSERT_TRUE(LoadTrainingCheckpoint(run.dir, FileRecord{RunLayout::GangFile("distill", 8), 0, ""}, *trained, true).ok());
+  StudentModel mem = MakeStudentModel(*student_cfg, std::move(trained));
+  Tensor ids = tokens.Rows(0, 1);
+  Tensor a = exported->model->Logits(exported->model->Forward(ids, {}));
+  Tensor b = mem.model->Logits(mem.model->Forward(ids, {}));
+  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0);
+  EXPECT_TRUE(PathExists(run.Abs("output/model/tokenizer.json")));
+
+  // Re-running a finished run is a no-op that succeeds.
+  RunResult again = Exec(kCoord + " run " + cfg + " --run " + run.dir);
+  EXPECT_EQ(again.code, 0) << again.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, LocalRun, ::testing::Values("rwkv6", "rwkv7"));
+
+TEST(LocalRunDrain, InterruptedRunResumesToTheSameResult) {
+  testing::ScratchDir dir;
+  const std::string cfg = WriteConfig(dir, "rwkv7");
+  // Reference: uninterrupted.
+  RunResult ref = Exec(kCoord + " run " + cfg + " --run " + dir.File("ref"));
+  ASSERT_EQ(ref.code, 0) << ref.out;
+  // Interrupted: SIGTERM as soon as each milestone file appears (mid step 1, mid step 2, during
+  // export/eval), then resume until done. Milestones, not sleeps, so a fast machine still drains.
+  const std::string run = dir.File("cut");
+  const std::string milestones[] = {RunLayout::CacheFile(2, 0), RunLayout::GangFile("distill", 3),
+                                    RunLayout::OutputModelDir() + "/config.json"};
+  int drains = 0;
+  for (const std::string& milestone : milestones) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      std::freopen("/dev/null", "w", stdout);
+      std::freopen("/dev/null", "w", stderr);
+      ::execl(kCoord.c_str(), kCoord.c_str(), "run", cfg.c_str(), "--run", run.c_str(), static_cast<char*>(nullptr));
+      std::_Exit(127);
+    }
+    int status = 0;
+    bool exited = false;
+    const std::string watched = run + "/" + milestone;
+    while (!PathExists(watched)) {
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        exited = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (!exited) {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, &status, 0);
+    }
+    ASSERT_TRUE(WIFEXITED(status)) << milestone;
+    const int code = WEXITSTATUS(status);
+    ASSERT_TRUE(code == 0 || code == 3) << "exit " << code << " at " << milestone;
+    if (code == 0) break;
+    ++drains;
+  }
+  EXPECT_GE(drains, 2) << "the run outran the SIGTERMs; the test interrupted it only " << drains << " times";
+  RunResult fin = Exec(kCoord + " run " + cfg + " --run " + run);
+  ASSERT_EQ(fin.code, 0) << fin.out;
+  auto a = ParseEvalReport(*ReadFileToString(dir.File("ref/output/eval.json")), "ref");
+  auto b = ParseEvalReport(*ReadFileToString(run + "/output/eval.json"), "cut");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->student.ce, b->student.ce);
+  EXPECT_EQ(a->student.kl, b->student.kl);
+  EXPECT_EQ(a->after_step1.kl, b->after_step1.kl);
+  EXPECT_EQ(a->student_continuation, b->student_continuation);
+  // The exported weights are bit-identical.
+  auto wa = ReadFileToString(dir.File("ref/output/model/model.safetensors"));
+  auto wb = ReadFileToString(run + "/output/model/model.safetensors");
+  ASSERT_TRUE(wa.ok() && wb.ok());
+  EXPECT_EQ(Checksum64(*wa), Checksum64(*wb));
+}
+
+TEST(LocalRunBadInput, ErrorsNameTheProblemAndLeaveNothingBehind) {
+  testing::ScratchDir dir;
+  auto expect_refused = [&](const std::string& cfg, const std::string& fragment) {
+    const std::string run = dir.File("run-refused");
+    RunResult r = Exec(kCoord + " run " + cfg + " --run " + run);
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find(fragment), std::string::npos) << "expected \"" << fragment << "\" in:\n" << r.out;
+    EXPECT_FALSE(PathExists(run)) << "nothing may be written for refused input";
+  };
+  // Missing teacher directory.
+  expect_refused(WriteConfig(dir, "rwkv7", "", dir.File("no-teacher")), "no-teacher");
+  // Corrupt teacher: truncated weights.
+  ASSERT_TRUE(CreateDirectories(dir.File("broken")).ok());
+  auto cfg_json = ReadFileToString(kSrc + "/data/tiny-teacher/config.json");
+  auto weights = ReadFileToString(kSrc + "/data/tiny-teacher/model.safetensors");
+  ASSERT_TRUE(cfg_json.ok() && weights.ok());
+  testing::WriteBytes(dir.File("broken/config.json"), *cfg_json);
+  testing::WriteBytes(dir.File("broken/model.safetensors"), weights->substr(0, weights->size() / 2));
+  expect_refused(WriteConfig(dir, "rwkv7", "", dir.File("broken")), "model.safetensors");
+  // A recipe naming an unknown architecture: file, line and key.
+  expect_refused(WriteConfig(dir, "rwkv7", testing::TestDataPath("run/recipe-bad-arch.yaml")),
+                 "recipe-bad-arch.yaml:4: student.architecture");
+  // A token budget larger than the dataset allows.
+  testing::WriteBytes(dir.File("tiny.txt"), std::string(1000, 'a'));
+  expect_refused(WriteConfig(dir, "rwkv7", "", "", dir.File("tiny.txt")), "windows");
+  // A run config with an unknown key.
+  testing::WriteBytes(dir.File("typo.yaml"), "teacher: x\nrecipe: y\nclustre: z\ndata:\n  train: a\n  heldout: b\n");
+  expect_refused(dir.File("typo.yaml"), "typo.yaml:3: clustre");
+}
+
+}  // namespace
+}  // namespace radlads
