@@ -134,6 +134,22 @@ void VisitFields(V& v, CommittedCheckpoint& c) {
   v.Flag("final", c.final);
 }
 
+// A step-1 cache segment whose files may be deleted (every task that reads it is done), with the
+// files of its cache task's final record. Whoever deletes them reports it with EvictSegment.
+struct SegmentEviction {
+  int segment = 0;
+  int stage = 0;
+  std::vector<FileRecord> files;
+
+  bool operator==(const SegmentEviction&) const = default;
+};
+template <class V>
+void VisitFields(V& v, SegmentEviction& e) {
+  v.Int("segment", e.segment);
+  v.Int("stage", e.stage);
+  v.Recs("files", e.files, kMaxFiles);
+}
+
 // What a worker asks for work with: the task types it can run now.
 struct Capabilities {
   std::uint32_t task_types = kAllTaskTypes;  // TaskTypeBit(...) mask

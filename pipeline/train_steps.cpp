@@ -110,12 +110,16 @@ FinetuneStepStats FinetuneTrainer::Accumulate(const LmBatch& batch, float grad_s
   DecoderForwardOptions fo;
   fo.need_backward = true;
   Tensor hidden = model_.Forward(batch.inputs, fo);
-  const std::int64_t N = batch.targets.numel();
+  // The reported loss is the mean over positions with a target (-1: ignored), so the gradient is
+  // scaled by the same count.
+  std::int64_t n = 0;
+  const std::int32_t* tg = batch.targets.data<std::int32_t>();
+  for (std::int64_t i = 0; i < batch.targets.numel(); ++i) n += tg[i] >= 0 ? 1 : 0;
   Tensor dhidden = Tensor::Zeros(hidden.shape());
   Tensor dw = model_.head_grad();
   HeadLossOptions ho;
   ho.chunk = chunk_;
-  ho.grad_scale = grad_scale / static_cast<float>(N);
+  ho.grad_scale = n > 0 ? grad_scale / static_cast<float>(n) : 0.0f;
   CeResult r = FusedCrossEntropy(hidden, model_.head_weight(), batch.targets,
                                  HeadGrads{&dhidden, dw.defined() ? &dw : nullptr}, ho);
   model_.Backward(dhidden);

@@ -34,7 +34,7 @@
 #include "base/status.h"
 #include "rpc/protocol.h"
 #include "rpc/secret.h"
-#include "state/scheduler.h"
+#include "contract/records.h"
 
 namespace radlads {
 

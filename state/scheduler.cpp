@@ -558,6 +558,25 @@ Result<int> Scheduler::DoExpire(Txn& tx) {
   return static_cast<int>(expired.size());
 }
 
+std::vector<SegmentEviction> Scheduler::PendingEvictions() const {
+  return store_->Read([](const RunState& s) {
+    std::vector<SegmentEviction> out;
+    const int window = s.config().cache_window;
+    if (window <= 0) return out;
+    std::map<int, int> per_stage;  // stage -> segments
+    for (const auto& [key, seg] : s.segments()) ++per_stage[seg.stage];
+    for (const auto& [key, seg] : s.segments()) {
+      if (seg.state != SegmentState::kEvictable || per_stage[seg.stage] <= window) continue;
+      SegmentEviction e{seg.segment, seg.stage, {}};
+      if (const CommittedCheckpoint* c = s.LastCheckpoint(seg.task); c != nullptr && c->final) {
+        e.files = c->record.files;
+      }
+      out.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
 Status Scheduler::DoEvict(Txn& tx, int segment, int stage) {
   const RunState& s = tx.state();
   RADLADS_RETURN_IF_ERROR(RequireRun(s));

@@ -99,6 +99,11 @@ class Scheduler {
   Status Drain(std::string_view reason);
   // Ends every lease whose deadline is <= clock now; returns how many.
   Result<int> ExpireLeases();
+  // The eviction decision: the segments whose files should be deleted now. A segment qualifies
+  // once every task that reads it is done (SegmentEvictable) and its stage has more segments
+  // than the cache window holds (RunConfig::cache_window > 0); when the whole cache fits, it is
+  // kept for re-runs. In plan order; empty when nothing is due. Reads only.
+  std::vector<SegmentEviction> PendingEvictions() const;
   // The files of an evictable segment were deleted; frees its window slot.
   Status EvictSegment(int segment, int stage);
 

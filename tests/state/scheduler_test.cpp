@@ -611,12 +611,39 @@ TEST_F(SchedulerTest, TheCacheWindowBoundsResidentSegmentsAndEvictionFreesSlots)
   full = sched_->Lease("c", caches);
   EXPECT_EQ(full->outcome, LeaseOutcome::kNoWork);
 
+  // The scheduler's decision: segment 0, with the files its cache task committed.
+  std::vector<SegmentEviction> due = sched_->PendingEvictions();
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].segment, 0);
+  EXPECT_EQ(due[0].stage, 0);
+  ASSERT_NE(State().LastCheckpoint("cache/S00000/P00"), nullptr);
+  EXPECT_EQ(due[0].files, State().LastCheckpoint("cache/S00000/P00")->record.files);
+  EXPECT_FALSE(due[0].files.empty());
+
   ASSERT_TRUE(sched_->EvictSegment(0, 0).ok());
+  EXPECT_TRUE(sched_->PendingEvictions().empty());
   ASSERT_TRUE(sched_->EvictSegment(0, 0).ok());  // idempotent
   EXPECT_EQ(State().WindowSlotsUsed(0), 1);
   LeaseGrant c2 = MustLease("c", caches);
   EXPECT_EQ(c2.task.id, "cache/S00002/P00");
   EXPECT_EQ(sched_->EvictSegment(9, 9).code(), Status::Code::kNotFound);
+}
+
+// When the whole cache fits its window (or the window is unlimited), nothing is evicted: the cache
+// is kept for re-runs.
+TEST_F(SchedulerTest, AWindowHoldingEverySegmentKeepsTheCache) {
+  PlanShape shape;
+  shape.layers = 1;
+  shape.segments = 2;
+  shape.distill = false;
+  Start(MakePlan(shape), 3, /*window=*/2);
+  Register("w");
+  for (int k = 0; k < 4; ++k) {  // transfer(0), cache(0), align(0,0), ...
+    LeaseGrant g = MustLease("w");
+    ASSERT_TRUE(Finish(g).ok()) << g.task.id;
+  }
+  EXPECT_EQ(State().FindSegment(0, 0)->state, SegmentState::kEvictable);
+  EXPECT_TRUE(sched_->PendingEvictions().empty());
 }
 
 TEST_F(SchedulerTest, ASegmentFeedingTheNextStageIsEvictableOnlyAfterThatStageReadIt) {

@@ -541,18 +541,13 @@ Status Simulation::JoinBackground() {
 }
 
 Status Simulation::EvictAndExpire() {
-  const auto evictable = store_->Read([](const RunState& s) {
-    std::vector<std::pair<int, int>> v;
-    for (const auto& [key, seg] : s.segments()) {
-      if (seg.state == SegmentState::kEvictable) v.emplace_back(seg.segment, seg.stage);
-    }
-    return v;
-  });
+  // The scheduler decides which segments go; the simulated workers "delete" them at once.
+  const std::vector<SegmentEviction> evictable = sched_->PendingEvictions();
   std::vector<std::function<void()>> jobs;
   std::vector<Status> evict_st(evictable.size());
   for (std::size_t k = 0; k < evictable.size(); ++k) {
     jobs.push_back([this, k, &evictable, &evict_st] {
-      evict_st[k] = sched_->EvictSegment(evictable[k].first, evictable[k].second);
+      evict_st[k] = sched_->EvictSegment(evictable[k].segment, evictable[k].stage);
     });
   }
   RunParallel(jobs, o_.blocking_threads);
