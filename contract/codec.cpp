@@ -141,22 +141,9 @@ std::int64_t VarintIn::Ranged(std::string_view f, std::int64_t v, std::int64_t l
 
 void VarintIn::Real(std::string_view f, double& v) { v = std::bit_cast<double>(r_.FixedLE64(f)); }
 
-void VarintIn::Flag(std::string_view f, bool& b) {
-  const std::uint8_t v = r_.U8(f);
-  if (r_.ok() && v > 1) r_.Fail("field '" + r_.Path(f) + "' is not a bool (" + std::to_string(v) + ")");
-  b = r_.ok() && v == 1;
-}
 
-std::uint8_t VarintIn::EnumByte(std::string_view f, std::uint8_t max) {
-  const std::uint8_t v = r_.U8(f);
-  if (r_.ok() && v > max) {
-    r_.Fail("field '" + r_.Path(f) + "': unknown value " + std::to_string(v) + " (at most " +
-            std::to_string(max) + ")");
-  }
-  return r_.ok() ? v : 0;
-}
 
-std::size_t VarintIn::Count(std::string_view f) {
+std::size_t VarintIn::Count(std::string_view f, std::size_t, std::size_t) {
   const std::uint64_t n = r_.Varint(f);
   if (!r_.ok()) return 0;
   if (n > r_.remaining()) {
@@ -167,13 +154,6 @@ std::size_t VarintIn::Count(std::string_view f) {
   return static_cast<std::size_t>(n);
 }
 
-void VarintIn::Strs(std::string_view f, std::vector<std::string>& v, std::size_t, std::size_t max) {
-  const std::size_t n = Count(f);
-  v.clear();
-  v.reserve(n);
-  const std::string item = std::string(f) + "[]";
-  for (std::size_t i = 0; i < n && r_.ok(); ++i) Str(item, v.emplace_back(), max);
-}
 
 // ---- wire ----
 
@@ -197,20 +177,7 @@ void WireIn::Str(std::string_view f, std::string& s, std::size_t max) {
 
 void WireIn::Real(std::string_view f, double& v) { v = std::bit_cast<double>(r_.FixedBE(f, 8)); }
 
-void WireIn::Flag(std::string_view f, bool& b) {
-  const std::uint8_t v = r_.U8(f);
-  if (r_.ok() && v > 1) r_.Fail("field '" + r_.Path(f) + "' is not a bool (" + std::to_string(v) + ")");
-  b = r_.ok() && v == 1;
-}
 
-std::uint8_t WireIn::EnumByte(std::string_view f, std::uint8_t max) {
-  const std::uint8_t v = r_.U8(f);
-  if (r_.ok() && v > max) {
-    r_.Fail("field '" + r_.Path(f) + "': unknown value " + std::to_string(v) + " (at most " +
-            std::to_string(max) + ")");
-  }
-  return r_.ok() ? v : 0;
-}
 
 std::size_t WireIn::Count(std::string_view f, std::size_t max_items, std::size_t min_item) {
   const std::uint64_t n = r_.FixedBE(f, 4);
@@ -228,12 +195,5 @@ std::size_t WireIn::Count(std::string_view f, std::size_t max_items, std::size_t
   return static_cast<std::size_t>(n);
 }
 
-void WireIn::Strs(std::string_view f, std::vector<std::string>& v, std::size_t max_items, std::size_t max) {
-  const std::size_t n = Count(f, max_items, 4);
-  v.clear();
-  v.reserve(n);
-  const std::string item = std::string(f) + "[]";
-  for (std::size_t i = 0; i < n && r_.ok(); ++i) Str(item, v.emplace_back(), max);
-}
 
 }  // namespace radlads::codec

@@ -137,10 +137,72 @@ class VarintOut {
   std::string out_;
 };
 
-class VarintIn {
+// The parts of the two binary decoders that do not depend on the encoding: bools, fixed bytes,
+// enums, nested records, lists and optionals. `Derived` supplies Str, Int, Real and
+// Count(field, max_items, min_item_bytes).
+template <class Derived>
+class BinaryIn {
  public:
-  explicit VarintIn(ByteReader& r) : r_(r) {}
+  explicit BinaryIn(ByteReader& r) : r_(r) {}
   ByteReader& reader() { return r_; }
+
+  void Flag(std::string_view f, bool& b) {
+    const std::uint8_t v = r_.U8(f);
+    if (r_.ok() && v > 1) r_.Fail("field '" + r_.Path(f) + "' is not a bool (" + std::to_string(v) + ")");
+    b = r_.ok() && v == 1;
+  }
+  template <std::size_t N>
+  void Fixed(std::string_view f, std::array<std::uint8_t, N>& a) {
+    r_.Read(f, a.data(), N);
+  }
+  template <FieldEnum E>
+  void Enum(std::string_view f, E& e) {
+    const std::uint8_t v = r_.U8(f);
+    if (r_.ok() && v > EnumTraits<E>::kMax) {
+      r_.Fail("field '" + r_.Path(f) + "': unknown value " + std::to_string(v) + " (at most " +
+              std::to_string(EnumTraits<E>::kMax) + ")");
+    }
+    e = static_cast<E>(r_.ok() ? v : 0);
+  }
+  void Strs(std::string_view f, std::vector<std::string>& v, std::size_t max_items, std::size_t max) {
+    const std::size_t n = self().Count(f, max_items, self().kMinStringBytes);
+    v.clear();
+    v.reserve(n);
+    const std::string item = std::string(f) + "[]";
+    for (std::size_t i = 0; i < n && r_.ok(); ++i) self().Str(item, v.emplace_back(), max);
+  }
+  template <class R>
+  void Rec(std::string_view f, R& r) {
+    ByteReader::Scope s(r_, f);
+    VisitFields(self(), r);
+  }
+  template <class R>
+  void Recs(std::string_view f, std::vector<R>& v, std::size_t max_items) {
+    const std::size_t n = self().Count(f, max_items, Derived::template MinItemBytes<R>());
+    v.clear();
+    v.reserve(n);
+    const std::string item = std::string(f) + "[]";
+    for (std::size_t i = 0; i < n && r_.ok(); ++i) Rec(item, v.emplace_back());
+  }
+  template <class R>
+  void Opt(std::string_view f, std::optional<R>& o) {
+    bool has = false;
+    Flag(f, has);
+    o.reset();
+    if (has) Rec(f, o.emplace());
+  }
+
+ protected:
+  Derived& self() { return static_cast<Derived&>(*this); }
+  ByteReader& r_;
+};
+
+class VarintIn : public BinaryIn<VarintIn> {
+ public:
+  using BinaryIn::BinaryIn;
+  static constexpr std::size_t kMinStringBytes = 1;
+  template <class R>
+  static constexpr std::size_t MinItemBytes() { return 1; }
 
   void Str(std::string_view f, std::string& s, std::size_t /*max*/);
   template <FieldInt T>
@@ -158,42 +220,12 @@ class VarintIn {
     }
   }
   void Real(std::string_view f, double& v);
-  void Flag(std::string_view f, bool& b);
-  template <std::size_t N>
-  void Fixed(std::string_view f, std::array<std::uint8_t, N>& a) {
-    r_.Read(f, a.data(), N);
-  }
-  template <FieldEnum E>
-  void Enum(std::string_view f, E& e) {
-    e = static_cast<E>(EnumByte(f, EnumTraits<E>::kMax));
-  }
-  void Strs(std::string_view f, std::vector<std::string>& v, std::size_t, std::size_t max);
-  template <class R>
-  void Rec(std::string_view f, R& r) {
-    ByteReader::Scope s(r_, f);
-    VisitFields(*this, r);
-  }
-  template <class R>
-  void Recs(std::string_view f, std::vector<R>& v, std::size_t) {
-    const std::size_t n = Count(f);
-    v.clear();
-    v.reserve(n);
-    const std::string item = std::string(f) + "[]";
-    for (std::size_t i = 0; i < n && r_.ok(); ++i) Rec(item, v.emplace_back());
-  }
-  template <class R>
-  void Opt(std::string_view f, std::optional<R>& o) {
-    bool has = false;
-    Flag(f, has);
-    o.reset();
-    if (has) Rec(f, o.emplace());
-  }
+  // A list length, bounded by the bytes left (every item takes at least one byte); the varint
+  // encoding has no per-field limits.
+  std::size_t Count(std::string_view f, std::size_t max_items, std::size_t min_item);
 
  private:
   std::int64_t Ranged(std::string_view f, std::int64_t v, std::int64_t lo, std::int64_t hi);
-  std::uint8_t EnumByte(std::string_view f, std::uint8_t max);
-  std::size_t Count(std::string_view f);
-  ByteReader& r_;
 };
 
 // ---- wire ----
@@ -256,10 +288,12 @@ std::size_t WireMinBytes() {
   return n;
 }
 
-class WireIn {
+class WireIn : public BinaryIn<WireIn> {
  public:
-  explicit WireIn(ByteReader& r) : r_(r) {}
-  ByteReader& reader() { return r_; }
+  using BinaryIn::BinaryIn;
+  static constexpr std::size_t kMinStringBytes = 4;
+  template <class R>
+  static std::size_t MinItemBytes() { return WireMinBytes<R>(); }
 
   void Str(std::string_view f, std::string& s, std::size_t max);
   template <FieldInt T>
@@ -267,41 +301,8 @@ class WireIn {
     v = static_cast<T>(r_.FixedBE(f, static_cast<int>(sizeof(T))));
   }
   void Real(std::string_view f, double& v);
-  void Flag(std::string_view f, bool& b);
-  template <std::size_t N>
-  void Fixed(std::string_view f, std::array<std::uint8_t, N>& a) {
-    r_.Read(f, a.data(), N);
-  }
-  template <FieldEnum E>
-  void Enum(std::string_view f, E& e) {
-    e = static_cast<E>(EnumByte(f, EnumTraits<E>::kMax));
-  }
-  void Strs(std::string_view f, std::vector<std::string>& v, std::size_t max_items, std::size_t max);
-  template <class R>
-  void Rec(std::string_view f, R& r) {
-    ByteReader::Scope s(r_, f);
-    VisitFields(*this, r);
-  }
-  template <class R>
-  void Recs(std::string_view f, std::vector<R>& v, std::size_t max_items) {
-    const std::size_t n = Count(f, max_items, WireMinBytes<R>());
-    v.clear();
-    v.reserve(n);
-    const std::string item = std::string(f) + "[]";
-    for (std::size_t i = 0; i < n && r_.ok(); ++i) Rec(item, v.emplace_back());
-  }
-  template <class R>
-  void Opt(std::string_view f, std::optional<R>& o) {
-    bool has = false;
-    Flag(f, has);
-    o.reset();
-    if (has) Rec(f, o.emplace());
-  }
-
- private:
-  std::uint8_t EnumByte(std::string_view f, std::uint8_t max);
+  // A list count: at most `max_items`, and `min_item` bytes per item must fit in what is left.
   std::size_t Count(std::string_view f, std::size_t max_items, std::size_t min_item);
-  ByteReader& r_;
 };
 
 // ---- whole records ----
