@@ -80,6 +80,14 @@ Status FsyncDirectory(const std::string& dir) {
   return Status::Ok();
 }
 
+Status RemoveFile(const std::string& path) {
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return ErrnoStatus("remove", path, errno);
+  }
+  return FsyncDirectory(DirName(path));
+}
+
 Status AtomicWriteFileWith(const std::string& path,
                            const std::function<Status(const WriteFn&)>& fill, unsigned mode) {
   const std::string dir = DirName(path);

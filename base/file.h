@@ -37,6 +37,10 @@ Status FsyncDirectory(const std::string& dir);
 // Creates a directory and its parents (like mkdir -p). OK if it already exists.
 Status CreateDirectories(const std::string& dir);
 
+// Removes a file and fsyncs its directory, so the removal is durable. OK when it does not
+// exist; IOError naming the path otherwise.
+Status RemoveFile(const std::string& path);
+
 bool PathExists(const std::string& path);
 bool IsDirectory(const std::string& path);
 

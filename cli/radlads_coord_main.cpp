@@ -50,11 +50,23 @@ int main(int argc, char** argv) {
   // run -------------------------------------------------------------------------------------
   RunCommandArgs run;
   CLI::App* run_cmd = app.add_subcommand(
-      "run", "Run the whole protocol in this process: step 0 transfer, step 1 alignment through "
-             "the HDF5 activation cache, step 2 distillation, optional step 3, export and eval. "
-             "Re-running with the same --run resumes from the last committed task");
+      "run", "Run the whole protocol: step 0 transfer, step 1 alignment through the HDF5 "
+             "activation cache, step 2 distillation, optional step 3, export and eval; in this "
+             "process, or with a job of radlads-worker ranks that this process coordinates "
+             "(--workers, or a cluster of several workers). Re-running with the same --run "
+             "resumes from the last committed task; SIGINT/SIGTERM/SIGUSR1 drains and exits 3");
   run_cmd->add_option("config", run.config, "Run config (e.g. configs/tiny-rwkv7.yaml)")->required();
   run_cmd->add_option("--run", run.run_dir, "Run directory")->required();
+  run_cmd->add_option("--workers", run.workers,
+                      "Worker ranks: with N > 1 this process serves the run and starts "
+                      "`mpirun -np N radlads-worker RUN` (default: the cluster's worker count)");
+  run_cmd->add_option("--cluster", run.cluster, "Cluster layout name or path, replacing the run config's");
+  run_cmd->add_option("--lease-ttl-ms", run.lease_ttl_ms,
+                      "Lease deadline after each heartbeat, for a new run (default: 60 s with workers, "
+                      "30 min in one process)");
+  run_cmd->add_option("--max-worker-restarts", run.max_worker_restarts,
+                      "Times the worker job is started again after it ends while the run has work")
+      ->capture_default_str();
 
   // serve ------------------------------------------------------------------------------------
   ServeArgs serve;

@@ -30,6 +30,12 @@ struct RunCommandArgs {
   std::ostream* out = nullptr;  // the summary (default std::cout); progress bars too when set
   std::ostream* err = nullptr;  // errors and notes (default std::cerr)
   std::optional<double> host_memory_gib;  // this host's RAM (tests; default: base/host_info.h)
+  // --workers N: run the tasks in a job of N radlads-worker ranks (cli/run_workers.h); 0: the
+  // cluster's worker count (one: in this process).
+  int workers = 0;
+  std::string cluster;          // --cluster NAME|PATH: replaces the run config's cluster
+  std::int64_t lease_ttl_ms = 0;  // --lease-ttl-ms (new runs; 0: 30 min in process, 60 s with workers)
+  int max_worker_restarts = 3;  // --max-worker-restarts
 };
 
 // Returns the process exit code (0, 1, 2, or kExitRequeue after a drain).

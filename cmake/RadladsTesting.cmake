@@ -1,7 +1,9 @@
-# radlads_add_test(NAME <name> LABEL cpu|mpi|slurm|gpu SOURCES ... [LIBS ...] [NP n] [TIMEOUT s])
+# radlads_add_test(NAME <name> LABEL cpu|mpi|slurm|gpu SOURCES ... [LIBS ...] [NP n] [TIMEOUT s]
+#                  [NO_MPIEXEC])
 # Builds one GoogleTest executable and registers it with CTest under one label.
 #  - cpu:   plain test, must pass on any machine.
-#  - mpi:   run under mpiexec with NP ranks (default 2), as root, oversubscribed.
+#  - mpi:   run under mpiexec with NP ranks (default 2), as root, oversubscribed; with NO_MPIEXEC
+#           a plain process that starts MPI jobs itself (never mpirun inside an mpirun).
 #  - slurm: needs the single-node Slurm cluster that the test itself starts (slurm/local-cluster.sh).
 #  - gpu:   exits 77 (skipped, with a message) when no usable CUDA device is present.
 include_guard(GLOBAL)
@@ -9,7 +11,7 @@ include_guard(GLOBAL)
 set(RADLADS_TEST_DATA_DIR "${PROJECT_SOURCE_DIR}/tests/data")
 
 function(radlads_add_test)
-  cmake_parse_arguments(T "" "NAME;LABEL;NP;TIMEOUT" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(T "NO_MPIEXEC" "NAME;LABEL;NP;TIMEOUT" "SOURCES;LIBS" ${ARGN})
   if(NOT T_LABEL MATCHES "^(cpu|mpi|slurm|gpu)$")
     message(FATAL_ERROR "radlads_add_test(${T_NAME}): LABEL must be cpu, mpi, slurm or gpu")
   endif()
@@ -17,6 +19,8 @@ function(radlads_add_test)
   radlads_target_defaults(${T_NAME})
   if(T_LABEL STREQUAL "gpu")
     set(_main radlads_gpu_test_main)
+  elseif(T_LABEL STREQUAL "mpi" AND NOT T_NO_MPIEXEC)
+    set(_main radlads_mpi_test_main)
   else()
     set(_main radlads_test_main)
   endif()
@@ -24,7 +28,7 @@ function(radlads_add_test)
   target_compile_definitions(${T_NAME} PRIVATE
       RADLADS_TEST_DATA_DIR="${RADLADS_TEST_DATA_DIR}"
       RADLADS_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
-  if(T_LABEL STREQUAL "mpi")
+  if(T_LABEL STREQUAL "mpi" AND NOT T_NO_MPIEXEC)
     if(NOT T_NP)
       set(T_NP 2)
     endif()

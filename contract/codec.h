@@ -12,6 +12,11 @@
 //           size an allocation beyond the frame.
 // Both: bools are one byte 0/1, enums one byte 0..EnumTraits::kMax; anything else is refused.
 //
+// Versions: a field added after a format's first version is declared inside
+// `if (v.Since(N)) { ... }`, N being the version of the formats that first carry it. A writer
+// or reader built for version M < N leaves it out (a reader keeps its default), so values
+// written by an older version still decode; the caller takes M from the value's own header.
+//
 // Decoding is strict and keeps the first error: after a failure every later read returns a
 // zero value and the error names the field path ("checkpoint.files[].path: truncated ...").
 // DecodeVarint/DecodeWire also refuse trailing bytes, so an accepted input re-encodes to the
@@ -32,11 +37,18 @@
 
 namespace radlads::codec {
 
+// "Every field": the latest layout of whatever format is being written or read.
+inline constexpr int kLatestVersion = 1 << 30;
+
 // ---- the error-keeping reader shared by both binary decoders ----
 
 class ByteReader {
  public:
-  explicit ByteReader(std::string_view bytes) : rest_(bytes) {}
+  // `version`: the version of the format the bytes are in (fields declared Since a later
+  // version are absent and keep their defaults).
+  explicit ByteReader(std::string_view bytes, int version = kLatestVersion)
+      : rest_(bytes), version_(version) {}
+  int version() const { return version_; }
 
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
@@ -79,6 +91,7 @@ class ByteReader {
   std::string_view rest_;
   std::string error_;
   std::string prefix_;
+  int version_;
 };
 
 // Corruption("<what>: <error>") when the reader failed or did not consume every byte.
@@ -88,6 +101,9 @@ Status FinishRead(const ByteReader& r, std::string_view what);
 
 class VarintOut {
  public:
+  // Writes the layout of `version` of the format (fields declared Since a later one are left out).
+  explicit VarintOut(int version = kLatestVersion) : version_(version) {}
+  bool Since(int v) const { return version_ >= v; }
   void Varint(std::uint64_t v);
   void ZigZag(std::int64_t v) {
     const auto u = static_cast<std::uint64_t>(v);
@@ -134,6 +150,7 @@ class VarintOut {
   std::string& out() { return out_; }
 
  private:
+  int version_;
   std::string out_;
 };
 
@@ -145,6 +162,7 @@ class BinaryIn {
  public:
   explicit BinaryIn(ByteReader& r) : r_(r) {}
   ByteReader& reader() { return r_; }
+  bool Since(int v) const { return r_.version() >= v; }
 
   void Flag(std::string_view f, bool& b) {
     const std::uint8_t v = r_.U8(f);
@@ -178,7 +196,7 @@ class BinaryIn {
   }
   template <class R>
   void Recs(std::string_view f, std::vector<R>& v, std::size_t max_items) {
-    const std::size_t n = self().Count(f, max_items, Derived::template MinItemBytes<R>());
+    const std::size_t n = self().Count(f, max_items, self().template MinItemBytes<R>());
     v.clear();
     v.reserve(n);
     const std::string item = std::string(f) + "[]";
@@ -202,7 +220,7 @@ class VarintIn : public BinaryIn<VarintIn> {
   using BinaryIn::BinaryIn;
   static constexpr std::size_t kMinStringBytes = 1;
   template <class R>
-  static constexpr std::size_t MinItemBytes() { return 1; }
+  std::size_t MinItemBytes() const { return 1; }
 
   void Str(std::string_view f, std::string& s, std::size_t /*max*/);
   template <FieldInt T>
@@ -232,6 +250,9 @@ class VarintIn : public BinaryIn<VarintIn> {
 
 class WireOut {
  public:
+  // Writes the layout of `version` of the format (fields declared Since a later one are left out).
+  explicit WireOut(int version = kLatestVersion) : version_(version) {}
+  bool Since(int v) const { return version_ >= v; }
   void BE(std::uint64_t v, int bytes);
   void U8(std::uint8_t v) { out_.push_back(static_cast<char>(v)); }
   void Raw(std::string_view s) { out_.append(s.data(), s.size()); }
@@ -274,18 +295,16 @@ class WireOut {
   std::string& out() { return out_; }
 
  private:
+  int version_;
   std::string out_;
 };
 
-// The wire size of a default-constructed R: the smallest an encoded R can be.
+// The wire size of a default-constructed R in `version`: the smallest an encoded R can be.
 template <class R>
-std::size_t WireMinBytes() {
-  static const std::size_t n = [] {
-    WireOut w;
-    w.Rec("", R{});
-    return w.out().size();
-  }();
-  return n;
+std::size_t WireMinBytes(int version = kLatestVersion) {
+  WireOut w(version);
+  w.Rec("", R{});
+  return w.out().size();
 }
 
 class WireIn : public BinaryIn<WireIn> {
@@ -293,7 +312,7 @@ class WireIn : public BinaryIn<WireIn> {
   using BinaryIn::BinaryIn;
   static constexpr std::size_t kMinStringBytes = 4;
   template <class R>
-  static std::size_t MinItemBytes() { return WireMinBytes<R>(); }
+  std::size_t MinItemBytes() const { return WireMinBytes<R>(r_.version()); }
 
   void Str(std::string_view f, std::string& s, std::size_t max);
   template <FieldInt T>
@@ -308,29 +327,29 @@ class WireIn : public BinaryIn<WireIn> {
 // ---- whole records ----
 
 template <class R>
-std::string EncodeVarint(const R& r) {
-  VarintOut w;
+std::string EncodeVarint(const R& r, int version = kLatestVersion) {
+  VarintOut w(version);
   w.Rec("", r);
   return std::move(w.out());
 }
 // Decodes all of `bytes` as one R; Corruption("<what>: ...") otherwise.
 template <class R>
-Status DecodeVarint(std::string_view bytes, R* out, std::string_view what) {
-  ByteReader r(bytes);
+Status DecodeVarint(std::string_view bytes, R* out, std::string_view what, int version = kLatestVersion) {
+  ByteReader r(bytes, version);
   VarintIn in(r);
   VisitFields(in, *out);
   return FinishRead(r, what);
 }
 
 template <class R>
-std::string EncodeWire(const R& r) {
-  WireOut w;
+std::string EncodeWire(const R& r, int version = kLatestVersion) {
+  WireOut w(version);
   w.Rec("", r);
   return std::move(w.out());
 }
 template <class R>
-Status DecodeWire(std::string_view bytes, R* out, std::string_view what) {
-  ByteReader r(bytes);
+Status DecodeWire(std::string_view bytes, R* out, std::string_view what, int version = kLatestVersion) {
+  ByteReader r(bytes, version);
   WireIn in(r);
   VisitFields(in, *out);
   return FinishRead(r, what);

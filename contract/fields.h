@@ -13,6 +13,7 @@
 //     v.Rec("checkpoint", r.checkpoint);    // a nested record
 //     v.Recs("files", r.files, kMaxFiles);  // a list of records
 //     v.Opt("resume_from", r.resume_from);  // an optional record
+//     if (v.Since(2)) v.Int("rank", r.rank); // added in version 2 of the formats carrying R
 //   }
 //
 // The visitors in contract/codec.h turn that one declaration into the three encodings:

@@ -29,6 +29,7 @@ namespace radlads::codec {
 class JsonOut {
  public:
   explicit JsonOut(nlohmann::json& obj) : obj_(obj) { obj_ = nlohmann::json::object(); }
+  bool Since(int) const { return true; }  // JSON documents carry every field they declare
 
   void Str(std::string_view f, const std::string& s, std::size_t) { obj_[std::string(f)] = s; }
   template <FieldInt T>
@@ -82,6 +83,7 @@ class JsonIn {
       : obj_(obj), path_(std::move(path)), error_(error) {
     if (error_->empty() && !obj_.is_object()) Fail("", "expected an object", obj_);
   }
+  bool Since(int) const { return true; }
 
   void Str(std::string_view f, std::string& s, std::size_t) {
     if (const auto* v = Get(f, &nlohmann::json::is_string, "a string")) s = v->get<std::string>();

@@ -102,6 +102,11 @@ struct WorkerInfo {
   int group_size = 1;           // ranks in the group this worker leads (1: a single worker)
   std::vector<std::string> members;  // optional: the group's ranks, for status only
   std::uint32_t capabilities = kAllTaskTypes;  // TaskTypeBit(type) per type it can run
+  // Since version 2 of the state and wire formats:
+  int rank = -1;                  // rank in its worker job (MPI_COMM_WORLD); -1: not in one
+  std::string device;             // "cpu", "cuda:0", ...
+  std::int64_t memory_bytes = 0;  // memory it may use (RAM per worker, or the GPU's)
+  std::string gang;               // the gang this worker belongs to ("" for none)
   bool operator==(const WorkerInfo&) const = default;
 };
 template <class V>
@@ -112,6 +117,12 @@ void VisitFields(V& v, WorkerInfo& w) {
   v.Int("group_size", w.group_size);
   v.Strs("members", w.members, kMaxListItems, kMaxIdBytes);
   v.Int("capabilities", w.capabilities);
+  if (v.Since(2)) {
+    v.Int("rank", w.rank);
+    v.Str("device", w.device, kMaxIdBytes);
+    v.Int("memory_bytes", w.memory_bytes);
+    v.Str("gang", w.gang, kMaxIdBytes);
+  }
 }
 
 // A committed checkpoint as the state records it: the record plus who committed it and when.
@@ -200,12 +211,16 @@ void VisitFields(V& v, LeaseGrant& g) {
 struct LeaseReply {
   LeaseOutcome outcome = LeaseOutcome::kNoWork;
   std::optional<LeaseGrant> grant;
+  // Since version 2: cache segments the asking worker should delete (then report each with
+  // EvictSegment): the scheduler's eviction decision, handed to whoever asks for work next.
+  std::vector<SegmentEviction> evict;
   bool operator==(const LeaseReply&) const = default;
 };
 template <class V>
 void VisitFields(V& v, LeaseReply& r) {
   v.Enum("outcome", r.outcome);
   v.Opt("grant", r.grant);
+  if (v.Since(2)) v.Recs("evict", r.evict, kMaxListItems);
 }
 
 struct HeartbeatReply {

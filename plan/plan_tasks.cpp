@@ -91,7 +91,10 @@ std::vector<TaskSpec> BuildPlanTasks(const Plan& plan) {
   TaskSpec ev;
   ev.id = "eval";
   ev.type = TaskType::kEval;
+  // The export, and every layer after step 0 and after step 1 (eval measures both).
   ev.deps = {"export"};
+  for (int l = 0; l < L; ++l) ev.deps.push_back(TransferTaskId(l));
+  for (int l = 0; l < L; ++l) ev.deps.push_back(AlignTaskId(l, S - 1));
   tasks.push_back(std::move(ev));
   return tasks;
 }

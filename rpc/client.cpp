@@ -441,6 +441,9 @@ Status Client::Release(LeaseId lease, std::string_view reason) {
 Status Client::Drain(std::string_view reason) {
   return StatusOf(Call(protocol::DrainRequest{std::string(reason)}));
 }
+Status Client::EvictSegment(int segment, int stage) {
+  return StatusOf(Call(protocol::EvictSegmentRequest{segment, stage}));
+}
 Result<int> Client::ExpireLeases() {
   auto r = BodyAs<protocol::ExpireReply>(Call(protocol::ExpireLeasesRequest{}));
   if (!r.ok()) return r.status();

@@ -34,6 +34,7 @@
 #include "base/status.h"
 #include "rpc/protocol.h"
 #include "rpc/secret.h"
+#include "contract/coordinator_port.h"
 #include "contract/records.h"
 
 namespace radlads {
@@ -54,7 +55,7 @@ struct ClientOptions {
 std::string CoordinatorAddressPath(const std::string& run_dir);
 Result<std::string> ReadCoordinatorAddress(const std::string& run_dir);
 
-class Client {
+class Client final : public CoordinatorPort {
  public:
   // Loads the secret and connects (with the retry policy).
   static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
@@ -62,14 +63,18 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  Status RegisterWorker(const WorkerInfo& info);
-  Result<LeaseReply> Lease(std::string_view worker, const Capabilities& caps = {});
-  Result<HeartbeatReply> Heartbeat(LeaseId lease, const Progress& progress);
-  Result<CommitReply> CommitCheckpoint(LeaseId lease, const CheckpointRecord& checkpoint);
-  Result<CommitReply> Complete(LeaseId lease, const FinalRecord& final_record);
-  Status Fail(LeaseId lease, std::string_view reason, bool retryable = true);
-  Status Release(LeaseId lease, std::string_view reason);
-  Status Drain(std::string_view reason);
+  // The coordinator port (contract/coordinator_port.h), over the wire.
+  Status RegisterWorker(const WorkerInfo& info) override;
+  Result<LeaseReply> Lease(std::string_view worker, const Capabilities& caps) override;
+  Result<LeaseReply> Lease(std::string_view worker) { return Lease(worker, Capabilities{}); }
+  Result<HeartbeatReply> Heartbeat(LeaseId lease, const Progress& progress) override;
+  Result<CommitReply> CommitCheckpoint(LeaseId lease, const CheckpointRecord& checkpoint) override;
+  Result<CommitReply> Complete(LeaseId lease, const FinalRecord& final_record) override;
+  Status Fail(LeaseId lease, std::string_view reason, bool retryable) override;
+  Status Fail(LeaseId lease, std::string_view reason) { return Fail(lease, reason, true); }
+  Status Release(LeaseId lease, std::string_view reason) override;
+  Status Drain(std::string_view reason) override;
+  Status EvictSegment(int segment, int stage) override;
   Result<int> ExpireLeases();
   // The coordinator's status document (status/status_report.h).
   Result<std::string> GetStatus();

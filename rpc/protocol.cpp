@@ -22,7 +22,7 @@ namespace {
 constexpr MsgType kRequestTypes[] = {
     MsgType::kRegisterWorker, MsgType::kLease,   MsgType::kHeartbeat,    MsgType::kCommitCheckpoint,
     MsgType::kComplete,       MsgType::kFail,    MsgType::kRelease,      MsgType::kDrain,
-    MsgType::kExpireLeases,   MsgType::kGetStatus, MsgType::kBye};
+    MsgType::kExpireLeases,   MsgType::kGetStatus, MsgType::kBye,          MsgType::kEvictSegment};
 static_assert(std::size(kRequestTypes) == std::variant_size_v<Request>);
 
 template <std::size_t I = 0>
@@ -129,6 +129,7 @@ std::string MsgTypeName(std::uint8_t type) {
     case MsgType::kExpireLeases: name = "expire_leases"; break;
     case MsgType::kGetStatus: name = "get_status"; break;
     case MsgType::kBye: name = "bye"; break;
+    case MsgType::kEvictSegment: name = "evict_segment"; break;
     default: {
       static constexpr char kHex[] = "0123456789abcdef";
       return std::string("unknown(0x") + kHex[type >> 4] + kHex[type & 15] + ")";
@@ -303,11 +304,11 @@ Result<HelloReply> DecodeHelloReply(std::string_view body) {
 
 MsgType TypeOf(const Request& r) { return kRequestTypes[r.index()]; }
 
-std::string EncodeRequestBody(const Request& r) {
-  return std::visit([](const auto& body) { return codec::EncodeWire(body); }, r);
+std::string EncodeRequestBody(const Request& r, int version) {
+  return std::visit([&](const auto& body) { return codec::EncodeWire(body, version); }, r);
 }
 
-Result<Request> DecodeRequestBody(std::uint8_t type, std::string_view body) {
+Result<Request> DecodeRequestBody(std::uint8_t type, std::string_view body, int version) {
   if (!IsRequestType(type)) {
     return Status::Corruption(MsgTypeName(type) + " is not a request type");
   }
@@ -315,14 +316,14 @@ Result<Request> DecodeRequestBody(std::uint8_t type, std::string_view body) {
   while (static_cast<std::uint8_t>(kRequestTypes[index]) != type) ++index;
   Request r = RequestOfIndex(index);
   RADLADS_RETURN_IF_ERROR(
-      std::visit([&](auto& b) { return codec::DecodeWire(body, &b, MsgTypeName(type)); }, r));
+      std::visit([&](auto& b) { return codec::DecodeWire(body, &b, MsgTypeName(type), version); }, r));
   return r;
 }
 
 ReplyBody EmptyReplyBodyFor(MsgType request) { return ReplyOfIndex(ReplyIndexFor(request)); }
 
-std::string EncodeReplyBody(MsgType request, const Reply& reply) {
-  codec::WireOut o;
+std::string EncodeReplyBody(MsgType request, const Reply& reply, int version) {
+  codec::WireOut o(version);
   if (!reply.status.ok()) {
     o.U8(static_cast<std::uint8_t>(reply.status.code()));
     o.Str("status.message", std::string(reply.status.message().substr(0, kMaxTextBytes)), kMaxTextBytes);
@@ -333,7 +334,8 @@ std::string EncodeReplyBody(MsgType request, const Reply& reply) {
         request, Reply{Status::Internal("server bug: the reply to " +
                                         MsgTypeName(static_cast<std::uint8_t>(request)) +
                                         " has the wrong body kind"),
-                       EmptyReply{}});
+                       EmptyReply{}},
+        version);
   }
   o.U8(0);
   o.Str("status.message", "", kMaxTextBytes);
@@ -369,9 +371,9 @@ Status DecodeOkBody(codec::ByteReader& r, const std::string& what, Reply* out) {
 
 }  // namespace
 
-Result<Reply> DecodeReplyBody(MsgType request, std::string_view body) {
+Result<Reply> DecodeReplyBody(MsgType request, std::string_view body, int version) {
   const std::string what = MsgTypeName(ReplyCode(request));
-  codec::ByteReader r(body);
+  codec::ByteReader r(body, version);
   codec::WireIn in(r);
   const std::uint8_t code = r.U8("status.code");
   if (r.ok() && code > static_cast<std::uint8_t>(Status::Code::kInternal)) {

@@ -55,7 +55,9 @@
 
 namespace radlads::protocol {
 
-inline constexpr std::uint8_t kProtocolVersion = 1;
+// 2: WorkerInfo gained rank, device, memory_bytes and gang; LeaseReply carries evictions; the
+//    EvictSegment request. A peer of another version is refused (bad_version) naming both.
+inline constexpr std::uint8_t kProtocolVersion = 2;
 inline constexpr std::size_t kLengthPrefixBytes = 4;
 inline constexpr std::size_t kMacBytes = 32;
 inline constexpr std::size_t kNonceBytes = 32;
@@ -90,10 +92,11 @@ enum class MsgType : std::uint8_t {
   kExpireLeases = 24,
   kGetStatus = 25,
   kBye = 26,
+  kEvictSegment = 27,  // since version 2
 };
 inline constexpr std::uint8_t kReplyBit = 0x80;
 inline constexpr std::uint8_t kFirstRequestType = 16;
-inline constexpr std::uint8_t kLastRequestType = 26;
+inline constexpr std::uint8_t kLastRequestType = 27;
 
 bool IsRequestType(std::uint8_t type);
 // "lease", "lease_reply", "challenge", ..., or "unknown(0x7f)".
@@ -274,16 +277,28 @@ template <class V>
 void VisitFields(V&, GetStatusRequest&) {}
 template <class V>
 void VisitFields(V&, ByeRequest&) {}
+struct EvictSegmentRequest {
+  int segment = 0;
+  int stage = 0;
+};
+template <class V>
+void VisitFields(V& v, EvictSegmentRequest& r) {
+  v.Int("segment", r.segment);
+  v.Int("stage", r.stage);
+}
 
 using Request = std::variant<RegisterWorkerRequest, LeaseRequest, HeartbeatRequest, CommitRequest,
                              CompleteRequest, FailRequest, ReleaseRequest, DrainRequest,
-                             ExpireLeasesRequest, GetStatusRequest, ByeRequest>;
+                             ExpireLeasesRequest, GetStatusRequest, ByeRequest, EvictSegmentRequest>;
 
 MsgType TypeOf(const Request& r);
-std::string EncodeRequestBody(const Request& r);
+// `version`: the protocol version of the layout (the current one on the wire; older ones for
+// compatibility tests).
+std::string EncodeRequestBody(const Request& r, int version = kProtocolVersion);
 // `type` is the frame's type byte; Corruption (kMalformedBody) for a bad body, and for a type
 // that is not a request.
-Result<Request> DecodeRequestBody(std::uint8_t type, std::string_view body);
+Result<Request> DecodeRequestBody(std::uint8_t type, std::string_view body,
+                                  int version = kProtocolVersion);
 
 // ---- replies ----
 
@@ -314,8 +329,8 @@ ReplyBody EmptyReplyBodyFor(MsgType request);
 // Encodes `reply` as the answer to a request of type `request`. An OK reply whose body is not
 // the request's kind is encoded as an Internal error instead (a server bug, never a bad frame).
 // Error messages are clipped to kMaxTextBytes.
-std::string EncodeReplyBody(MsgType request, const Reply& reply);
-Result<Reply> DecodeReplyBody(MsgType request, std::string_view body);
+std::string EncodeReplyBody(MsgType request, const Reply& reply, int version = kProtocolVersion);
+Result<Reply> DecodeReplyBody(MsgType request, std::string_view body, int version = kProtocolVersion);
 
 // ---- stream splitting and the two ends of a session (pure state machines) ----
 

@@ -434,6 +434,8 @@ class Server::Impl::Connection : public std::enable_shared_from_this<Connection>
             }
             srv->CheckPhase();
           });
+    } else if (auto* r = std::get_if<protocol::EvictSegmentRequest>(&req)) {
+      Blocking(seq, [sched, r = *r] { return ToReply(sched->EvictSegment(r.segment, r.stage)); });
     } else if (std::holds_alternative<protocol::ExpireLeasesRequest>(req)) {
       Blocking(seq, [sched] {
         auto r = sched->ExpireLeases();

@@ -93,10 +93,10 @@ std::string_view EventKindName(EventKind kind) {
 
 namespace state_codec {
 
-std::string Frame(std::uint8_t kind, std::string_view payload) {
+std::string Frame(std::uint8_t kind, std::string_view payload, int version) {
   std::string out;
   out.reserve(payload.size() + 10);
-  out.push_back(static_cast<char>(kStateFormatVersion));
+  out.push_back(static_cast<char>(version));
   out.push_back(static_cast<char>(kind));
   out.append(payload.data(), payload.size());
   const std::uint64_t sum = Checksum64(std::string_view(out));
@@ -107,15 +107,16 @@ std::string Frame(std::uint8_t kind, std::string_view payload) {
 }
 
 Status Unframe(std::string_view value, std::string_view key, std::uint8_t* kind,
-               std::string_view* payload) {
+               std::string_view* payload, int* version_out) {
   const std::string k(key);
   if (value.empty()) return Status::Corruption(k + ": empty value");
   const auto version = static_cast<std::uint8_t>(value[0]);
-  if (version != kStateFormatVersion) {
-    return Status::Corruption(k + ": unsupported state format version " +
-                              std::to_string(version) + " (this build reads version " +
-                              std::to_string(kStateFormatVersion) + ")");
+  if (version < 1 || version > kStateFormatVersion) {
+    return Status::Corruption(k + ": state format version " + std::to_string(version) +
+                              "; this build reads versions 1 to " +
+                              std::to_string(kStateFormatVersion));
   }
+  if (version_out != nullptr) *version_out = version;
   if (value.size() < 10) {
     return Status::Corruption(k + ": truncated value (" + std::to_string(value.size()) +
                               " bytes; at least 10 expected)");
@@ -165,18 +166,19 @@ std::string Quote(std::string_view s) {
 
 }  // namespace
 
-std::string EncodeEvent(const Event& e) {
-  codec::VarintOut w;
+std::string EncodeEvent(const Event& e, int version) {
+  codec::VarintOut w(version);
   w.ZigZag(e.at_ms);
   std::visit([&](const auto& b) { w.Rec("", b); }, e.body);
-  return state_codec::Frame(static_cast<std::uint8_t>(KindOf(e.body)), w.out());
+  return state_codec::Frame(static_cast<std::uint8_t>(KindOf(e.body)), w.out(), version);
 }
 
 Status DecodeEvent(std::string_view value, std::string_view key, Event* out) {
   std::uint8_t kind = 0;
   std::string_view payload;
-  RADLADS_RETURN_IF_ERROR(state_codec::Unframe(value, key, &kind, &payload));
-  codec::ByteReader r(payload);
+  int version = 0;
+  RADLADS_RETURN_IF_ERROR(state_codec::Unframe(value, key, &kind, &payload, &version));
+  codec::ByteReader r(payload, version);
   out->at_ms = r.ZigZag("at_ms");
   codec::VarintIn in(r);
   switch (static_cast<EventKind>(kind)) {

@@ -19,8 +19,9 @@
 //   Decoding is strict: an unknown version or kind, a bad checksum, a truncated field or
 //   trailing bytes is a Corruption status naming the RocksDB key. Nothing here aborts on input.
 // - Version rule: kStateFormatVersion changes when the layout of any existing kind changes; a
-//   new kind gets a new code and leaves the version alone. Readers refuse versions they do not
-//   know (they never guess).
+//   new kind gets a new code and leaves the version alone. A reader decodes each value with the
+//   layout of the value's own version (fields declared Since a later version are absent), and
+//   refuses versions newer than its own (it never guesses).
 // Thread-safety: plain values and pure functions.
 #pragma once
 
@@ -38,8 +39,10 @@
 
 namespace radlads {
 
-// The version byte that opens every value (event or table row) in RUN/state/.
-inline constexpr std::uint8_t kStateFormatVersion = 1;
+// The version byte that opens every value (event or table row) in RUN/state/. Values of every
+// version from 1 up are read (fields added later keep their defaults); new values are written
+// in this one. 2: WorkerInfo gained rank, device, memory_bytes and gang.
+inline constexpr std::uint8_t kStateFormatVersion = 2;
 
 
 // Run-wide settings fixed at creation (carried by the RunCreated event).
@@ -194,8 +197,9 @@ std::string_view EventKindName(EventKind kind);
 // One line for logs and test failures: "#42 @1700000000123 task_leased task=... lease=7 ...".
 std::string DescribeEvent(const Event& e);
 
-// Encodes an event (its seq is the key, not part of the value).
-std::string EncodeEvent(const Event& e);
+// Encodes an event (its seq is the key, not part of the value) in `version` of the format
+// (default: the current one; older ones for compatibility tests).
+std::string EncodeEvent(const Event& e, int version = kStateFormatVersion);
 // Decodes an event value; `key` names the RocksDB key in error messages. `seq` is taken from the
 // key by the caller.
 Status DecodeEvent(std::string_view value, std::string_view key, Event* out);
@@ -204,11 +208,11 @@ Status DecodeEvent(std::string_view value, std::string_view key, Event* out);
 namespace state_codec {
 
 // version | kind | payload | checksum.
-std::string Frame(std::uint8_t kind, std::string_view payload);
-// Checks the version byte, the checksum and the minimum size; returns the kind and the payload.
-// Errors are Corruption("<key>: ...").
+std::string Frame(std::uint8_t kind, std::string_view payload, int version = kStateFormatVersion);
+// Checks the version byte (1 to kStateFormatVersion), the checksum and the minimum size;
+// returns the kind, the payload and the version. Errors are Corruption("<key>: ...").
 Status Unframe(std::string_view value, std::string_view key, std::uint8_t* kind,
-               std::string_view* payload);
+               std::string_view* payload, int* version = nullptr);
 
 }  // namespace state_codec
 

@@ -1,6 +1,7 @@
 #include "state/scheduler.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <set>
@@ -11,6 +12,29 @@ namespace radlads {
 
 
 namespace {
+
+// The eviction decision on a state (Scheduler::PendingEvictions), at most `limit` segments.
+std::vector<SegmentEviction> EvictionsOf(const RunState& s, std::size_t limit) {
+  std::vector<SegmentEviction> out;
+  const int window = s.config().cache_window;
+  if (window <= 0) return out;
+  std::map<int, int> per_stage;  // stage -> segments
+  for (const auto& [key, seg] : s.segments()) ++per_stage[seg.stage];
+  for (const auto& [key, seg] : s.segments()) {
+    if (out.size() >= limit) break;
+    if (seg.state != SegmentState::kEvictable || per_stage[seg.stage] <= window) continue;
+    SegmentEviction e{seg.segment, seg.stage, {}};
+    if (const CommittedCheckpoint* c = s.LastCheckpoint(seg.task); c != nullptr && c->final) {
+      e.files = c->record.files;
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// Evictions handed out with one lease reply (each costs the worker a delete and a call).
+constexpr std::size_t kEvictionsPerReply = 8;
+
 
 #define APPEND(tx, now, ...) RADLADS_RETURN_IF_ERROR((tx).Append((now), __VA_ARGS__))
 
@@ -321,6 +345,7 @@ Result<LeaseReply> Scheduler::DoLease(Txn& tx, std::string_view worker, const Ca
   }
   const TimeMs now = clock_->NowMs();
   LeaseReply reply;
+  reply.evict = EvictionsOf(s, kEvictionsPerReply);
   if (w->state == WorkerState::kBusy) {
     // The worker asks again while holding a lease: its last reply was lost. Same lease.
     RADLADS_ASSIGN_OR_RETURN(const LeaseRecord* l, LiveLease(s, w->lease, now, "lease"));
@@ -558,23 +583,9 @@ Result<int> Scheduler::DoExpire(Txn& tx) {
   return static_cast<int>(expired.size());
 }
 
+
 std::vector<SegmentEviction> Scheduler::PendingEvictions() const {
-  return store_->Read([](const RunState& s) {
-    std::vector<SegmentEviction> out;
-    const int window = s.config().cache_window;
-    if (window <= 0) return out;
-    std::map<int, int> per_stage;  // stage -> segments
-    for (const auto& [key, seg] : s.segments()) ++per_stage[seg.stage];
-    for (const auto& [key, seg] : s.segments()) {
-      if (seg.state != SegmentState::kEvictable || per_stage[seg.stage] <= window) continue;
-      SegmentEviction e{seg.segment, seg.stage, {}};
-      if (const CommittedCheckpoint* c = s.LastCheckpoint(seg.task); c != nullptr && c->final) {
-        e.files = c->record.files;
-      }
-      out.push_back(std::move(e));
-    }
-    return out;
-  });
+  return store_->Read([](const RunState& s) { return EvictionsOf(s, SIZE_MAX); });
 }
 
 Status Scheduler::DoEvict(Txn& tx, int segment, int stage) {

@@ -65,6 +65,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "contract/coordinator_port.h"
 #include "contract/records.h"
 #include "contract/task.h"
 #include "state/events.h"
@@ -73,7 +74,7 @@
 
 namespace radlads {
 
-class Scheduler {
+class Scheduler final : public CoordinatorPort {
  public:
   // `store` and `clock` must outlive the scheduler.
   Scheduler(StateStore* store, const Clock* clock) : store_(store), clock_(clock) {}
@@ -86,17 +87,20 @@ class Scheduler {
 
   // Registers (or re-registers) a worker. Re-registering while holding a lease fails that lease
   // (the worker process restarted mid-task; it counts as a failed attempt).
-  Status RegisterWorker(const WorkerInfo& info);
-  Result<LeaseReply> Lease(std::string_view worker, const Capabilities& caps = {});
-  Result<HeartbeatReply> Heartbeat(LeaseId lease, const Progress& progress);
-  Result<CommitReply> CommitCheckpoint(LeaseId lease, const CheckpointRecord& checkpoint);
+  Status RegisterWorker(const WorkerInfo& info) override;
+  // Also hands out the eviction decision (LeaseReply::evict, see PendingEvictions).
+  Result<LeaseReply> Lease(std::string_view worker, const Capabilities& caps) override;
+  Result<LeaseReply> Lease(std::string_view worker) { return Lease(worker, Capabilities{}); }
+  Result<HeartbeatReply> Heartbeat(LeaseId lease, const Progress& progress) override;
+  Result<CommitReply> CommitCheckpoint(LeaseId lease, const CheckpointRecord& checkpoint) override;
   // Completes the task; dependents whose dependencies are now all done become ready, cache
   // segments whose readers are all done become evictable, and the run completes with the last.
-  Result<CommitReply> Complete(LeaseId lease, const FinalRecord& final_record);
-  Status Fail(LeaseId lease, std::string_view reason, bool retryable = true);
+  Result<CommitReply> Complete(LeaseId lease, const FinalRecord& final_record) override;
+  Status Fail(LeaseId lease, std::string_view reason, bool retryable) override;
+  Status Fail(LeaseId lease, std::string_view reason) { return Fail(lease, reason, true); }
   // Ends a lease without counting a failure (drain); the task resumes from its last commit.
-  Status Release(LeaseId lease, std::string_view reason);
-  Status Drain(std::string_view reason);
+  Status Release(LeaseId lease, std::string_view reason) override;
+  Status Drain(std::string_view reason) override;
   // Ends every lease whose deadline is <= clock now; returns how many.
   Result<int> ExpireLeases();
   // The eviction decision: the segments whose files should be deleted now. A segment qualifies
@@ -105,7 +109,7 @@ class Scheduler {
   // kept for re-runs. In plan order; empty when nothing is due. Reads only.
   std::vector<SegmentEviction> PendingEvictions() const;
   // The files of an evictable segment were deleted; frees its window slot.
-  Status EvictSegment(int segment, int stage);
+  Status EvictSegment(int segment, int stage) override;
 
   // Asynchronous forms for an event-loop server: `done` runs once durable (see
   // StateStore::TransactAsync for the thread it runs on).

@@ -186,12 +186,13 @@ Status Decode(std::string_view value, std::string_view key, RowKind want, const 
               F&& visit) {
   std::uint8_t kind = 0;
   std::string_view payload;
-  RADLADS_RETURN_IF_ERROR(state_codec::Unframe(value, key, &kind, &payload));
+  int version = 0;
+  RADLADS_RETURN_IF_ERROR(state_codec::Unframe(value, key, &kind, &payload, &version));
   if (kind != want) {
     return Status::Corruption(std::string(key) + ": row kind " + std::to_string(kind) +
                               ", expected " + std::to_string(want));
   }
-  codec::ByteReader r(payload);
+  codec::ByteReader r(payload, version);
   codec::VarintIn in(r);
   visit(in);
   return codec::FinishRead(r, std::string(key) + ": " + what);

@@ -236,9 +236,18 @@ StatusReport BuildStatusReport(const RunState& s, TimeMs now) {
     o.host = w.info.host;
     o.pid = w.info.pid;
     o.group_size = w.info.group_size;
+    o.rank = w.info.rank;
+    o.gang = w.info.gang;
+    o.device = w.info.device;
+    o.memory_bytes = w.info.memory_bytes;
     o.state = std::string(WorkerStateName(w.state));
     o.lease = w.lease;
-    if (const LeaseRecord* l = w.lease != 0 ? s.FindLease(w.lease) : nullptr) o.task = l->task;
+    if (const LeaseRecord* l = w.lease != 0 ? s.FindLease(w.lease) : nullptr) {
+      o.task = l->task;
+      if (const TaskRecord* t = s.FindTask(l->task); t != nullptr && t->lease == w.lease) {
+        o.tokens_per_s = t->progress.throughput;
+      }
+    }
     o.last_seen_ms = w.last_seen_ms;
     o.since_seen_s = Seconds(now - w.last_seen_ms);
     o.leases = w.leases;
@@ -442,6 +451,11 @@ std::string StatusReportToJson(const StatusReport& r, bool pretty) {
                            {"host", w.host},
                            {"pid", w.pid},
                            {"group_size", w.group_size},
+                           {"rank", w.rank},
+                           {"gang", w.gang},
+                           {"device", w.device},
+                           {"memory_bytes", w.memory_bytes},
+                           {"tokens_per_s", w.tokens_per_s},
                            {"state", w.state},
                            {"task", w.task.empty() ? Json(nullptr) : Json(w.task)},
                            {"lease", w.lease != 0 ? Json(w.lease) : Json(nullptr)},
@@ -640,6 +654,11 @@ Result<StatusReport> StatusReportFromJson(std::string_view text, std::string_vie
       Get(o, "host", &x.host);
       Get(o, "pid", &x.pid);
       Get(o, "group_size", &x.group_size);
+      Get(o, "rank", &x.rank);
+      Get(o, "gang", &x.gang);
+      Get(o, "device", &x.device);
+      Get(o, "memory_bytes", &x.memory_bytes);
+      Get(o, "tokens_per_s", &x.tokens_per_s);
       Get(o, "state", &x.state);
       GetOr(o, "task", &x.task);
       GetOr(o, "lease", &x.lease);

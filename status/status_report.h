@@ -101,6 +101,11 @@ struct StatusWorker {
   std::string id, host;
   std::int64_t pid = 0;
   int group_size = 1;
+  int rank = -1;                  // rank in its worker job (-1: not in one)
+  std::string gang;               // the gang it belongs to ("": none)
+  std::string device;             // "cpu", "cuda:0", ...
+  std::int64_t memory_bytes = 0;  // the memory it registered
+  double tokens_per_s = 0.0;      // its current task's throughput (last heartbeat), 0 when idle
   std::string state;  // "idle", "busy", "lost"
   std::string task;   // the leased task when busy
   std::uint64_t lease = 0;

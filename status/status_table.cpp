@@ -275,18 +275,20 @@ void Workers(const StatusReport& r, const Painter& p, std::string* o) {
   const std::size_t rows = all ? order.size() : static_cast<std::size_t>(kListRows);
   std::size_t id_w = 8;
   for (std::size_t i = 0; i < rows; ++i) id_w = std::max(id_w, std::min<std::size_t>(order[i]->id.size(), 24));
-  *o += p.Dim("    " + Pad("WORKER", id_w + 2) + Pad("STATE", 7) + Pad("TASK", 22) +
-              Pad("LAST SEEN", 12) + Pad("LEASES", 8) + "DONE") +
+  *o += p.Dim("    " + Pad("WORKER", id_w + 2) + Pad("RANK", 6) + Pad("STATE", 7) + Pad("TASK", 22) +
+              Pad("TOK/S", 9) + Pad("LAST SEEN", 12) + Pad("LEASES", 8) + "DONE") +
         "\n";
   for (std::size_t i = 0; i < rows; ++i) {
     const StatusWorker& x = *order[i];
     std::string state = Pad(x.state, 7);
     if (x.state == "lost") state = p.Yellow(state);
-    std::string line = "    " + Pad(Clip(x.id, 24), id_w + 2) + state +
-                       Pad(x.task.empty() ? "-" : Clip(x.task, 21), 22) +
+    std::string line = "    " + Pad(Clip(x.id, 24), id_w + 2) + Pad(x.rank >= 0 ? std::to_string(x.rank) : "-", 6) +
+                       state + Pad(x.task.empty() ? "-" : Clip(x.task, 21), 22) +
+                       Pad(x.tokens_per_s > 0 ? FormatCount(static_cast<std::int64_t>(x.tokens_per_s)) : "-", 9) +
                        Pad(FormatAge(x.since_seen_s) + " ago", 12) + Pad(FormatCount(x.leases), 8) +
                        FormatCount(x.tasks_completed);
-    if (x.group_size > 1) line += "  group of " + FormatCount(x.group_size);
+    if (x.group_size > 1) line += "  leads a gang of " + FormatCount(x.group_size);
+    if (x.group_size <= 1 && !x.gang.empty()) line += "  in " + x.gang;
     if (x.state == "lost" && !x.lost_reason.empty()) line += "  " + p.Dim(Clip(x.lost_reason, 60));
     *o += line + "\n";
   }

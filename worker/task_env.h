@@ -42,6 +42,8 @@ class TaskReporter {
   virtual Status Commit(const CheckpointRecord& checkpoint) = 0;
 };
 
+struct GangContext;  // worker/gang.h
+
 struct TaskEnv {
   const Plan* plan = nullptr;
   const RunSettings* settings = nullptr;
@@ -55,8 +57,8 @@ struct TaskEnv {
   std::int64_t checkpoint_every_steps = 0;  // 0: not by steps
   double checkpoint_every_seconds = 600;    // 0: not by time
   std::int64_t run_started_unix_ms = 0;     // when the run was created (seconds.total)
-  // The committed final record of any task of the run (eval reads step 0 and step 1 results).
-  std::function<Result<CommittedCheckpoint>(const std::string& task_id)> final_record_of;
+  // The ranks running a gang task together (worker/gang.h); null: this process alone.
+  GangContext* gang = nullptr;
 };
 
 OptimizerSettings OptimizerSettingsFor(const RecipeOptimizer& o);

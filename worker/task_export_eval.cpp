@@ -34,13 +34,15 @@ Result<std::unique_ptr<ParamSet>> StudentFromFiles(const TaskEnv& env, const std
   return params;
 }
 
-Result<std::vector<FileRecord>> FinalLayerFiles(const TaskEnv& env, bool after_step1) {
+// Every layer's state after step 0 or step 1: the final records of transfer(l) or of
+// align(l, last segment), which are dependencies of eval (the grant carries them).
+Result<std::vector<FileRecord>> FinalLayerFiles(const TaskEnv& env, const LeaseGrant& grant, bool after_step1) {
   std::vector<FileRecord> files;
   const int last = static_cast<int>(env.plan->cache.segments.size()) - 1;
   for (int l = 0; l < env.student.base.num_hidden_layers; ++l) {
     const std::string id = after_step1 ? AlignTaskId(l, last) : TransferTaskId(l);
-    RADLADS_ASSIGN_OR_RETURN(CommittedCheckpoint c, env.final_record_of(id));
-    files.push_back(c.record.files.at(0));
+    RADLADS_ASSIGN_OR_RETURN(const CommittedCheckpoint* c, DependencyRecord(grant, id));
+    files.push_back(c->record.files.at(0));
   }
   return files;
 }
@@ -94,12 +96,12 @@ Result<TaskResult> RunExportTask(TaskEnv& env, const LeaseGrant& grant, TaskRepo
   return r;
 }
 
-Result<TaskResult> RunEvalTask(TaskEnv& env, const LeaseGrant& /*grant*/, TaskReporter& reporter) {
+Result<TaskResult> RunEvalTask(TaskEnv& env, const LeaseGrant& grant, TaskReporter& reporter) {
   auto t0 = std::chrono::steady_clock::now();
   // The three students: after step 0, after step 1, and the exported final one (loaded from
   // output/model exactly as a user would).
-  RADLADS_ASSIGN_OR_RETURN(std::vector<FileRecord> step0_files, FinalLayerFiles(env, false));
-  RADLADS_ASSIGN_OR_RETURN(std::vector<FileRecord> step1_files, FinalLayerFiles(env, true));
+  RADLADS_ASSIGN_OR_RETURN(std::vector<FileRecord> step0_files, FinalLayerFiles(env, grant, false));
+  RADLADS_ASSIGN_OR_RETURN(std::vector<FileRecord> step1_files, FinalLayerFiles(env, grant, true));
   RADLADS_ASSIGN_OR_RETURN(auto p0, StudentFromFiles(env, step0_files));
   RADLADS_ASSIGN_OR_RETURN(auto p1, StudentFromFiles(env, step1_files));
   StudentModel s0 = MakeStudentModel(env.student, std::move(p0));

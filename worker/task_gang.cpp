@@ -1,6 +1,10 @@
-// Steps 2 and 3 (distill, finetune): the whole student trains, on one worker group. On the CPU
-// backend the group is this process (its threads); the task's token cursor and optimizer step
-// live in its checkpoints, so a resumed task continues at the exact sample.
+// Steps 2 and 3 (distill, finetune): the whole student trains, on one worker group: this process
+// alone, or a gang of ranks (worker/gang.h). Data parallel: each of the dp replicas takes its
+// contiguous share of every optimizer step's samples; their gradients are summed over the dp
+// group in a fixed order (kernels/collectives.h), so every replica applies the same update and
+// a rerun of the same layout is bit-identical. Only dp replica 0 writes the checkpoint (the
+// replicas hold identical state). The task's token cursor and optimizer step live in its
+// checkpoints, so a resumed task continues at the exact sample, on any dp size.
 #include <algorithm>
 #include <chrono>
 
@@ -9,6 +13,7 @@
 #include "pipeline/student_model.h"
 #include "pipeline/train_steps.h"
 #include "worker/checkpoint_io.h"
+#include "worker/gang.h"
 #include "worker/task_env.h"
 
 namespace radlads {
@@ -79,27 +84,47 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
   }
   opt->set_step(st.optimizer_step);
 
+  const GangContext* gang = env.gang;
+  const std::int64_t dp = gang != nullptr ? gang->layout.dp : 1;
+  const std::int64_t dp_rank = gang != nullptr ? gang->dp_rank : 0;
   const std::int64_t T = sp->seq_len, batch = sp->batch;
-  const std::int64_t mb = std::max<std::int64_t>(1, sp->micro_batch);
-  const std::int64_t accum = std::max<std::int64_t>(1, batch / mb);
+  if (batch % dp != 0) {
+    return Status::InvalidArgument(t.id + ": batch " + std::to_string(batch) + " does not divide over dp " +
+                                   std::to_string(dp));
+  }
+  const std::int64_t per_replica = batch / dp;
+  const std::int64_t mb = std::max<std::int64_t>(1, std::min(sp->micro_batch, per_replica));
+  const std::int64_t accum = std::max<std::int64_t>(1, per_replica / mb);
   std::int64_t done = st.optimizer_step;
   const std::int64_t start_done = done;
   CheckpointClock ckpt(env.checkpoint_every_steps, env.checkpoint_every_seconds);
   auto t0 = std::chrono::steady_clock::now();
-  auto save = [&](std::int64_t step) -> Result<FileRecord> {
+  // This rank's shard of the checkpoint (dp replica 0 writes it; the others hold the same state).
+  auto save = [&](std::int64_t step) -> Result<std::vector<FileRecord>> {
+    if (dp_rank != 0) return std::vector<FileRecord>{};
     TrainingState now;
     now.optimizer_step = step;
     now.tokens = step * batch * T;
     now.sample_cursor = step * batch;
-    return SaveTrainingCheckpoint(env.layout.dir, RunLayout::GangFile(name, step), ps, now);
+    RADLADS_ASSIGN_OR_RETURN(FileRecord f, SaveTrainingCheckpoint(env.layout.dir, RunLayout::GangFile(name, step), ps, now));
+    return std::vector<FileRecord>{f};
+  };
+  // Sums every gradient over the dp replicas (each scaled its share by 1 / (accum * dp)).
+  std::vector<Param*> trainable;
+  for (Param* p : ps.params()) {
+    if (p->trainable) trainable.push_back(p);
+  }
+  auto reduce_grads = [&] {
+    if (dp == 1) return;
+    for (Param* p : trainable) gang->dp->AllReduceSum(p->grad.f32(), static_cast<std::size_t>(p->grad.numel()));
   };
   double kl = 0, top1 = 0, ce = 0;
   while (done < t.optimizer_steps) {
     kl = top1 = ce = 0;
     for (std::int64_t j = 0; j < accum; ++j) {
-      const std::uint64_t g = static_cast<std::uint64_t>(done * batch + j * mb);
+      const std::uint64_t g = static_cast<std::uint64_t>(done * batch + dp_rank * per_replica + j * mb);
       RADLADS_ASSIGN_OR_RETURN(LmBatch b, ReadLmBatch(*env.train, sampler, g, mb));
-      const float scale = 1.0f / static_cast<float>(accum);
+      const float scale = 1.0f / static_cast<float>(accum * dp);
       if (distill) {
         DistillStepStats s = kd->Accumulate(b, scale);
         kl += s.kl / static_cast<double>(accum);
@@ -108,6 +133,14 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
       } else {
         ce += ft->Accumulate(b, scale).ce / static_cast<double>(accum);
       }
+    }
+    reduce_grads();
+    if (dp > 1) {  // the step's losses: the mean over replicas
+      double m[3] = {kl, top1, ce};
+      gang->dp->AllReduceSum(m, 3);
+      kl = m[0] / static_cast<double>(dp);
+      top1 = m[1] / static_cast<double>(dp);
+      ce = m[2] / static_cast<double>(dp);
     }
     StepLearningRates lr = LearningRate(rs, done, done * rs.TokensPerStep());
     OptimizerStepResult r = opt->Step(lr.main, lr.mixer);
@@ -127,16 +160,22 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
     p.losses.push_back({"ce", ce});
     p.losses.push_back({"grad_norm", r.grad_norm});
     const bool stop = reporter.Heartbeat(p);
-    if (done < t.optimizer_steps && (stop || ckpt.Due(done - start_done))) {
-      RADLADS_ASSIGN_OR_RETURN(FileRecord f, save(done));
-      RADLADS_RETURN_IF_ERROR(reporter.Commit(CheckpointRecord{done, p.tokens, {f}}));
+    bool due = ckpt.Due(done - start_done);
+    if (gang != nullptr) {  // a clock-based decision must be the same on every rank
+      double d = due ? 1.0 : 0.0;
+      gang->all->AllReduceMax(&d, 1);
+      due = d > 0.0;
+    }
+    if (done < t.optimizer_steps && (stop || due)) {
+      RADLADS_ASSIGN_OR_RETURN(std::vector<FileRecord> files, save(done));
+      RADLADS_RETURN_IF_ERROR(reporter.Commit(CheckpointRecord{done, p.tokens, files}));
       ckpt.Reset();
       if (stop) return TaskResult{TaskOutcome::kStopped, {}};
     }
   }
-  RADLADS_ASSIGN_OR_RETURN(FileRecord f, save(done));
+  RADLADS_ASSIGN_OR_RETURN(std::vector<FileRecord> files, save(done));
   TaskResult res;
-  res.final.checkpoint = CheckpointRecord{done, t.tokens, {f}};
+  res.final.checkpoint = CheckpointRecord{done, t.tokens, files};
   if (distill) res.final.metrics = {{"kl", kl}, {"top1", top1}, {"ce", ce}};
   else res.final.metrics = {{"ce", ce}};
   res.final.metrics.push_back({"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});

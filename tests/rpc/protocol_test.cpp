@@ -309,12 +309,15 @@ TEST(ProtocolFrames, WrongVersionAndShortPayloadsAreRefused) {
   std::string frame = SealFrame(static_cast<std::uint8_t>(MsgType::kGetStatus), 1, 2, "", &k);
   std::string payload = frame.substr(kLengthPrefixBytes);
   ASSERT_TRUE(ParseFrame(payload).ok());
-  payload[0] = 2;
+  payload[0] = static_cast<char>(kProtocolVersion - 1);  // a peer of the previous version
   Violation v = Violation::kNone;
   auto f = ParseFrame(payload, &v);
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(v, Violation::kBadVersion);
-  EXPECT_NE(f.status().message().find("version 2"), std::string::npos);
+  EXPECT_NE(f.status().message().find("protocol version " + std::to_string(kProtocolVersion - 1) +
+                                      ", this build speaks version " + std::to_string(kProtocolVersion)),
+            std::string::npos)
+      << f.status().ToString();
   EXPECT_FALSE(ParseFrame(payload.substr(0, kHeaderBytes - 1), &v).ok());
   EXPECT_EQ(v, Violation::kUndersized);
 }

@@ -515,7 +515,7 @@ TEST_F(HostileTest, GarbageAndBadLengthPrefixes) {
     std::string junk = BE32(200);
     testing::Rng rng(7);
     for (int i = 0; i < 200; ++i) junk.push_back(static_cast<char>(rng() & 0xff));
-    junk[4] = 1;  // the right version byte, then random session/seq/MAC/body
+    junk[4] = static_cast<char>(protocol::kProtocolVersion);  // the right version, then random bytes
     raw.Send(junk);
     ExpectCutOff(raw, Violation::kWrongSession, "random frame");
   }

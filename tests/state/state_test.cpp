@@ -146,12 +146,40 @@ TEST(EventCodec, RoundTripsEveryKind) {
 
 TEST(EventCodec, RefusesAnUnknownVersionNamingTheKey) {
   std::string bytes = EncodeEvent(OneOfEachKind()[3]);
-  bytes[0] = 2;
+  bytes[0] = static_cast<char>(kStateFormatVersion + 1);
   Event e;
   const Status st = DecodeEvent(bytes, "e/0000000000000004", &e);
   EXPECT_EQ(st.code(), Status::Code::kCorruption);
   EXPECT_NE(st.message().find("e/0000000000000004"), std::string::npos) << st.ToString();
-  EXPECT_NE(st.message().find("version 2"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("state format version " + std::to_string(kStateFormatVersion + 1) +
+                              "; this build reads versions 1 to " + std::to_string(kStateFormatVersion)),
+            std::string::npos)
+      << st.ToString();
+}
+
+// A value written by version 1 (before WorkerInfo had a rank, device, memory and gang) decodes,
+// the later fields at their defaults; version 2 carries them.
+TEST(EventCodec, OlderVersionsDecodeWithTheirOwnLayout) {
+  Event e;
+  e.at_ms = 7;
+  WorkerInfo w;
+  w.id = "node1/r3";
+  w.rank = 3;
+  w.device = "cpu";
+  w.memory_bytes = 1 << 30;
+  w.gang = "gang";
+  e.body = WorkerRegistered{w};
+  Event v1, v2;
+  ASSERT_TRUE(DecodeEvent(EncodeEvent(e, 1), "e/1", &v1).ok());
+  ASSERT_TRUE(DecodeEvent(EncodeEvent(e), "e/2", &v2).ok());
+  const WorkerInfo& a = std::get<WorkerRegistered>(v1.body).worker;
+  const WorkerInfo& b = std::get<WorkerRegistered>(v2.body).worker;
+  EXPECT_EQ(a.id, w.id);
+  EXPECT_EQ(a.rank, -1);
+  EXPECT_TRUE(a.device.empty());
+  EXPECT_EQ(a.memory_bytes, 0);
+  EXPECT_TRUE(b == w);
+  EXPECT_LT(EncodeEvent(e, 1).size(), EncodeEvent(e).size());
 }
 
 TEST(EventCodec, RefusesEveryTruncation) {

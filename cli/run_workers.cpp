@@ -1,0 +1,229 @@
+#include "cli/run_workers.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <ostream>
+#include <thread>
+#include <vector>
+
+#include "base/file.h"
+#include "base/log.h"
+#include "contract/run_layout.h"
+#include "rpc/client.h"
+#include "rpc/secret.h"
+#include "rpc/server.h"
+
+namespace radlads {
+namespace {
+
+std::string DefaultWorkerBinary() {
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "radlads-worker";
+  return (self.parent_path() / "radlads-worker").string();
+}
+
+// Starts `argv` in a process group of its own with stdout and stderr to `log_path`.
+Result<pid_t> Launch(const std::vector<std::string>& argv, const std::string& log_path) {
+  const pid_t pid = ::fork();
+  if (pid < 0) return Status::IOError("fork: " + std::string(std::strerror(errno)));
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+    }
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    ::setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
+    ::setenv("OMP_WAIT_POLICY", "passive", 0);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    std::_Exit(127);
+  }
+  ::setpgid(pid, pid);  // also from the parent, so it holds before any signal is sent
+  return pid;
+}
+
+// Feeds the display from the durable state: starts, progress and completions as they appear.
+class StateFeed {
+ public:
+  StateFeed(const Plan& plan, RunDisplay& display) : plan_(plan), display_(display) {}
+  void Poll(const RunState& s) {
+    for (const TaskSpec& spec : plan_.tasks) {
+      const TaskRecord* t = s.FindTask(spec.id);
+      if (t == nullptr) continue;
+      Seen& seen = seen_[spec.id];
+      if (!seen.started && (t->state == TaskState::kLeased || t->state == TaskState::kDone) && t->attempt > 0) {
+        seen.started = true;
+        display_.OnStart(spec);
+      }
+      if (t->state == TaskState::kLeased && t->progress_at_ms != seen.progress_at) {
+        seen.progress_at = t->progress_at_ms;
+        display_.OnProgress(spec, t->progress);
+      }
+      if (t->state == TaskState::kDone && !seen.done) {
+        seen.done = true;
+        if (!seen.started) {
+          seen.started = true;
+          display_.OnStart(spec);
+        }
+        FinalRecord f;
+        f.metrics = t->final_metrics;
+        display_.OnComplete(spec, f);
+      }
+    }
+  }
+
+ private:
+  struct Seen {
+    bool started = false, done = false;
+    TimeMs progress_at = 0;
+  };
+  const Plan& plan_;
+  RunDisplay& display_;
+  std::map<std::string, Seen> seen_;
+};
+
+std::string DescribeExit(int status) {
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "signal " + std::to_string(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+}  // namespace
+
+int RunWithWorkerJob(RunSetup& run, const std::string& run_dir, StateStore& store, Scheduler& sched,
+                     RunDisplay& display, const WorkerJobOptions& options, const std::atomic<int>& stop,
+                     std::ostream& err) {
+  auto fail = [&](const Status& st) {
+    err << "error: " << st.message() << "\n";
+    return ExitCodeFor(st);
+  };
+  Result<RunSecret> secret = EnsureRunSecret(run_dir);
+  if (!secret.ok()) return fail(secret.status());
+  ServerOptions so;
+  so.listen = options.listen;
+  so.expiry_period_ms = 500;
+  so.exit_after_run_over_ms = 10'000;  // long enough for every worker to hear the run is over
+  so.handle_signals = true;            // SIGTERM/SIGUSR1 drain
+  Result<std::unique_ptr<Server>> server = Server::Start(so, &sched, SystemClock::Default(), *secret);
+  if (!server.ok()) return fail(server.status());
+  const std::string addr_path = CoordinatorAddressPath(run_dir);
+  const std::string advertised = (*server)->address() + "\n";
+  if (Status s = AtomicWriteFile(addr_path, advertised); !s.ok()) return fail(s);
+
+  std::atomic<bool> server_done{false};
+  int server_code = kExitFailure;
+  std::thread loop([&] {
+    server_code = (*server)->Run();
+    server_done.store(true);
+  });
+
+  const RunLayout layout{run_dir};
+  const std::string logs = layout.Abs("logs");
+  (void)CreateDirectories(logs);
+  const int n = std::max(1, options.workers);
+  int threads = options.threads_per_rank;
+  if (threads <= 0) threads = std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / n);
+  const std::string worker = options.worker_binary.empty() ? DefaultWorkerBinary() : options.worker_binary;
+  const std::vector<std::string> argv = {options.mpirun, "-np", std::to_string(n), "--oversubscribe",
+                                         "--bind-to", "none", worker, run_dir, "--threads",
+                                         std::to_string(threads)};
+  StateFeed feed(run.plan(), display);
+  int restarts = 0;
+  std::string last_exit;
+  std::string last_log;
+  int code = kExitFailure;
+  pid_t job = -1;
+  auto start_job = [&]() -> Status {
+    last_log = JoinPath(logs, "worker-job-" + std::to_string(restarts) + ".log");
+    RADLADS_ASSIGN_OR_RETURN(job, Launch(argv, last_log));
+    log::Info("run: started " + std::to_string(n) + " worker ranks (" + std::to_string(threads) +
+              " threads each); their log: " + last_log);
+    return Status::Ok();
+  };
+  if (Status s = start_job(); !s.ok()) {
+    (*server)->Shutdown(kExitFailure);
+    loop.join();
+    return fail(s);
+  }
+  bool gave_up = false;
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    feed.Poll(store.Snapshot());
+    if (stop.load() != 0) (*server)->RequestDrain("signal " + std::to_string(stop.load()));
+    if (job > 0) {
+      int status = 0;
+      if (::waitpid(job, &status, WNOHANG) == job) {
+        job = -1;
+        last_exit = DescribeExit(status);
+        const RunPhase phase = store.Snapshot().phase();
+        const bool run_has_work = phase == RunPhase::kRunning;
+        if (run_has_work && !server_done.load()) {
+          if (restarts >= options.max_restarts) {
+            gave_up = true;
+            (*server)->Shutdown(kExitFailure);
+          } else {
+            ++restarts;
+            log::Warn("run: the worker job ended (" + last_exit + ", log " + last_log +
+                      ") while the run has work; starting it again (" + std::to_string(restarts) + " of " +
+                      std::to_string(options.max_restarts) + ")");
+            if (Status s = start_job(); !s.ok()) {
+              gave_up = true;
+              (*server)->Shutdown(kExitFailure);
+            }
+          }
+        }
+      }
+    }
+    if (server_done.load()) {
+      // The workers learn that the run is over (or draining) from their next lease; give them
+      // a moment to exit, then end the job.
+      for (int i = 0; job > 0 && i < 150; ++i) {
+        int status = 0;
+        if (::waitpid(job, &status, WNOHANG) == job) {
+          job = -1;
+          last_exit = DescribeExit(status);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (job > 0) {
+        ::kill(-job, SIGTERM);
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+        ::kill(-job, SIGKILL);
+        int status = 0;
+        ::waitpid(job, &status, 0);
+        job = -1;
+      }
+      break;
+    }
+  }
+  loop.join();
+  feed.Poll(store.Snapshot());
+  if (auto now = ReadFileToString(addr_path); now.ok() && *now == advertised) ::unlink(addr_path.c_str());
+  code = server_code;
+  if (gave_up) {
+    err << "error: the worker job ended " << (options.max_restarts + 1) << " times while the run had work (last: "
+        << last_exit << "; its log: " << last_log << "); the state is durable: run the same command again "
+        << "to resume\n";
+    return kExitFailure;
+  }
+  return code;
+}
+
+}  // namespace radlads

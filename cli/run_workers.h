@@ -1,0 +1,49 @@
+// `radlads-coord run CONFIG --run RUN/ --workers N` (or a cluster layout of more than one
+// worker): this process is the coordinator (the scheduler, the durable state and the
+// authenticated server of cli/serve_command.h), and it starts the workers itself:
+//   mpirun -np N --oversubscribe radlads-worker RUN --threads T
+// in a process group of its own (a Ctrl-C reaches the coordinator only: it drains, and the
+// workers stop at their next step boundary when their heartbeats say so), with T = the cores
+// of this machine / N (at least 1). The workers' output goes to RUN/logs/worker-job-<k>.log.
+//
+// Progress is shown from the state (the same bars as the in-process run), and the run ends with
+// the same summary, eval.json and export.
+// - The run completes: the server tells the workers the run is over, they exit, exit 0.
+// - SIGTERM/SIGINT/SIGUSR1: the coordinator drains (the server's handlers): leases end at the
+//   workers' next checkpoint, then exit 3; the same command resumes.
+// - The worker job exits while the run still has work (a rank crashed or was killed, the job was
+//   torn down): its leases expire at the run's lease TTL and their tasks resume from their last
+//   commits; the job is started again, at most `max_restarts` times, after which the command
+//   exits 1 naming the last exit status and the log. The state stays resumable.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+#include "cli/run_display.h"
+#include "cli/run_setup.h"
+#include "state/scheduler.h"
+#include "state/state_store.h"
+
+namespace radlads {
+
+struct WorkerJobOptions {
+  int workers = 2;                   // ranks (N)
+  int threads_per_rank = 0;          // 0: cores / N, at least 1
+  int max_restarts = 3;              // worker job restarts before the command gives up
+  std::string worker_binary;         // default: radlads-worker beside this executable
+  std::string mpirun = "mpirun";     // looked up in PATH
+  std::string listen = "127.0.0.1:0";  // where the coordinator listens (workers on other nodes
+                                       // need a reachable address)
+};
+
+// Runs the job as described above; returns the command's exit code. `store` and `sched` hold
+// the created (and resumed) run.
+// `stop`: set by a signal the server does not handle itself (SIGINT); it starts the drain too.
+int RunWithWorkerJob(RunSetup& run, const std::string& run_dir, StateStore& store, Scheduler& sched,
+                     RunDisplay& display, const WorkerJobOptions& options, const std::atomic<int>& stop,
+                     std::ostream& err);
+
+}  // namespace radlads

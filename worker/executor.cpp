@@ -1,0 +1,139 @@
+#include "worker/executor.h"
+
+#include <chrono>
+#include <thread>
+
+#include "base/file.h"
+#include "base/log.h"
+
+namespace radlads {
+namespace {
+
+bool LeaseGone(const Status& s) { return s.code() == Status::Code::kFailedPrecondition; }
+
+// Progress and commits of one leased task, through the port.
+class PortReporter final : public TaskReporter {
+ public:
+  PortReporter(CoordinatorPort& port, ExecutorHooks& hooks, const LeaseGrant& grant)
+      : port_(port), hooks_(hooks), grant_(grant) {}
+
+  bool Heartbeat(const Progress& p) override {
+    hooks_.OnProgress(grant_.task, p);
+    Result<HeartbeatReply> r = port_.Heartbeat(grant_.lease, p);
+    if (!r.ok()) {
+      if (LeaseGone(r.status())) {
+        lost_ = true;
+        log::Warn(grant_.task.id + ": the lease is no longer ours (" + r.status().message() + "): stopping");
+      } else {
+        log::Warn(grant_.task.id + ": heartbeat failed: " + r.status().ToString());
+      }
+      return true;
+    }
+    if (hooks_.DrainRequested() && !drain_sent_) {
+      drain_sent_ = true;
+      (void)port_.Drain("a stop signal reached worker");
+      return true;
+    }
+    return r->stop || drain_sent_;
+  }
+
+  Status Commit(const CheckpointRecord& c) override {
+    if (lost_) return Status::FailedPrecondition(grant_.task.id + ": the lease is no longer ours");
+    Result<CommitReply> r = port_.CommitCheckpoint(grant_.lease, c);
+    if (!r.ok() && LeaseGone(r.status())) lost_ = true;
+    return r.ok() ? Status::Ok() : r.status();
+  }
+
+  bool lost() const { return lost_; }
+
+ private:
+  CoordinatorPort& port_;
+  ExecutorHooks& hooks_;
+  const LeaseGrant& grant_;
+  bool lost_ = false;
+  bool drain_sent_ = false;
+};
+
+}  // namespace
+
+Result<TaskResult> ExecutorHooks::RunGang(TaskEnv& env, const LeaseGrant& grant, TaskReporter& reporter) {
+  return RunTask(env, grant, reporter);
+}
+
+Status ExecutorHooks::FinishGang(const LeaseGrant&, FinalRecord*) { return Status::Ok(); }
+
+Status CarryOutEvictions(CoordinatorPort& port, const std::string& run_dir,
+                         const std::vector<SegmentEviction>& evictions) {
+  for (const SegmentEviction& e : evictions) {
+    for (const FileRecord& f : e.files) {
+      const std::string path = JoinPath(run_dir, f.path);
+      RADLADS_RETURN_IF_ERROR(RemoveFile(path));
+    }
+    Status st = port.EvictSegment(e.segment, e.stage);
+    // Another worker may have reported it first, or the run moved on: either way it is gone.
+    if (!st.ok() && st.code() != Status::Code::kFailedPrecondition) return st;
+  }
+  return Status::Ok();
+}
+
+Result<ExecutorExit> RunWorkerLoop(CoordinatorPort& port, TaskEnv& env, const ExecutorOptions& options,
+                                   ExecutorHooks& hooks) {
+  if (options.identities.empty()) return Status::InvalidArgument("worker loop: no identity to register");
+  for (const WorkerIdentity& id : options.identities) RADLADS_RETURN_IF_ERROR(port.RegisterWorker(id.info));
+  bool drain_asked = false;
+  for (;;) {
+    if (hooks.DrainRequested() && !drain_asked) {
+      drain_asked = true;
+      (void)port.Drain("a stop signal reached worker " + options.identities[0].info.id);
+    }
+    hooks.BeforeLease();
+    bool idle = true;
+    bool evicted = false;
+    for (std::size_t k = 0; k < options.identities.size() && idle; ++k) {
+      const WorkerIdentity& id = options.identities[k];
+      Result<LeaseReply> reply = port.Lease(id.info.id, id.caps);
+      if (!reply.ok() && (reply.status().code() == Status::Code::kNotFound || LeaseGone(reply.status()))) {
+        // Unknown or declared lost (an expired lease, a restarted coordinator): join again.
+        log::Info(id.info.id + ": registering again (" + reply.status().message() + ")");
+        RADLADS_RETURN_IF_ERROR(port.RegisterWorker(id.info));
+        reply = port.Lease(id.info.id, id.caps);
+      }
+      if (!reply.ok()) return reply.status().WithContext("lease for " + id.info.id);
+      RADLADS_RETURN_IF_ERROR(CarryOutEvictions(port, env.layout.dir, reply->evict));
+      evicted = evicted || !reply->evict.empty();
+      if (reply->outcome == LeaseOutcome::kRunOver) return ExecutorExit::kRunOver;
+      if (reply->outcome == LeaseOutcome::kDraining) return ExecutorExit::kDrained;
+      if (reply->outcome == LeaseOutcome::kNoWork) continue;
+      idle = false;
+
+      const LeaseGrant& grant = *reply->grant;
+      hooks.OnStart(grant.task);
+      PortReporter reporter(port, hooks, grant);
+      Result<TaskResult> result = k == 0 ? RunTask(env, grant, reporter) : hooks.RunGang(env, grant, reporter);
+      if (reporter.lost()) continue;  // the coordinator gave the task to someone else
+      if (!result.ok()) {
+        const std::string reason = result.status().ToString();
+        log::Warn(grant.task.id + " failed: " + reason);
+        (void)port.Fail(grant.lease, reason, !options.stop_on_task_error);
+        if (options.stop_on_task_error) return result.status().WithContext("task " + grant.task.id);
+        continue;
+      }
+      if (result->outcome == TaskOutcome::kStopped) {
+        (void)port.Release(grant.lease, "drain");
+        continue;  // the next lease answers kDraining
+      }
+      if (k > 0) RADLADS_RETURN_IF_ERROR(hooks.FinishGang(grant, &result->final));
+      Result<CommitReply> done = port.Complete(grant.lease, result->final);
+      if (!done.ok()) {
+        if (LeaseGone(done.status())) continue;
+        return done.status().WithContext("completing " + grant.task.id);
+      }
+      hooks.OnComplete(grant.task, result->final);
+    }
+    if (!idle || evicted) continue;  // evictions free window slots: ask again at once
+    RADLADS_ASSIGN_OR_RETURN(const bool wait, hooks.OnIdle());
+    if (wait) std::this_thread::sleep_for(std::chrono::milliseconds(options.idle_poll_ms));
+  }
+}
+
+}  // namespace radlads

@@ -1,0 +1,79 @@
+// The worker's loop: register, lease, run the task, report progress, commit checkpoints,
+// complete or fail, delete the cache segments the coordinator says to evict; until the run is
+// over or drained. Written once against the coordinator port (contract/coordinator_port.h):
+// `radlads-coord run` drives it in process with the Scheduler, every radlads-worker rank with
+// the rpc Client.
+//
+// Contract:
+// - The worker registers with `identities[0]`; gang leaders register a second identity (group
+//   size > 1) for gang tasks, tried after the single one finds nothing (ExecutorOptions).
+// - A lease reply's evictions are carried out before anything else: the files are deleted
+//   (already gone is fine) and each segment reported with EvictSegment.
+// - A heartbeat or commit answered FailedPrecondition (the lease expired, the coordinator
+//   restarted and ended it) means the task is no longer ours: the loop drops it and asks again;
+//   a lease answered "unknown" or "lost" worker re-registers first.
+// - A task that fails is reported with Fail(retryable) and the loop goes on (the scheduler's
+//   retry limit decides), unless ExecutorOptions::stop_on_task_error.
+// - A drain (DrainRequested hook, or a heartbeat answer saying stop) makes the running task
+//   checkpoint at its next step boundary and Release; the loop ends when the coordinator says
+//   the run is draining.
+// Thread-safety: one loop per thread; the hooks run on it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "contract/coordinator_port.h"
+#include "worker/task_env.h"
+
+namespace radlads {
+
+struct WorkerIdentity {
+  WorkerInfo info;
+  Capabilities caps;
+};
+
+struct ExecutorOptions {
+  std::vector<WorkerIdentity> identities;  // [0]: the single worker; [1]: a gang leader (optional)
+  std::int64_t idle_poll_ms = 200;         // after "no work": wait this long before asking again
+  bool stop_on_task_error = false;         // true: a failing task fails for good and ends the loop
+};
+
+enum class ExecutorExit {
+  kRunOver,  // the run completed or failed
+  kDrained,  // the run is draining: this worker stopped
+};
+
+class ExecutorHooks {
+ public:
+  virtual ~ExecutorHooks() = default;
+  // Before each lease request (the in-process run expires leases here).
+  virtual void BeforeLease() {}
+  // A stop signal arrived: the loop asks the coordinator to drain.
+  virtual bool DrainRequested() { return false; }
+  virtual void OnStart(const TaskSpec&) {}
+  virtual void OnProgress(const TaskSpec&, const Progress&) {}
+  virtual void OnComplete(const TaskSpec&, const FinalRecord&) {}
+  // No identity found work. Return an error to end the loop with it; true to wait
+  // idle_poll_ms and ask again; false to ask again at once (something was done meanwhile,
+  // e.g. a gang member joined its leader's task).
+  virtual Result<bool> OnIdle() { return true; }
+  // Runs a leased task of a gang identity (identities[1]); default: RunTask.
+  virtual Result<TaskResult> RunGang(TaskEnv& env, const LeaseGrant& grant, TaskReporter& reporter);
+  // Before the final record of a completed gang task is sent (the leader adds its members'
+  // shard files); default: unchanged.
+  virtual Status FinishGang(const LeaseGrant& grant, FinalRecord* final_record);
+};
+
+Result<ExecutorExit> RunWorkerLoop(CoordinatorPort& port, TaskEnv& env, const ExecutorOptions& options,
+                                   ExecutorHooks& hooks);
+
+// Deletes a lease reply's evicted segments' files under RUN/ (missing files are fine) and
+// reports each segment. IOError naming the file when one cannot be deleted.
+Status CarryOutEvictions(CoordinatorPort& port, const std::string& run_dir,
+                         const std::vector<SegmentEviction>& evictions);
+
+}  // namespace radlads
