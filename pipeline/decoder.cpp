@@ -22,8 +22,14 @@ Tensor* Opt(Tensor& t) { return t.defined() ? &t : nullptr; }
 
 std::string LayerPrefix(int layer) { return "model.layers." + std::to_string(layer) + "."; }
 
-DecoderModel::DecoderModel(const Qwen2Config& cfg, ParamSet& params, const MixerFactory& make_mixer)
-    : cfg_(cfg) {
+DecoderModel::DecoderModel(const Qwen2Config& cfg, ParamSet& params, const MixerFactory& make_mixer,
+                           const DecoderShard& shard)
+    : cfg_(cfg), shard_(shard) {
+  if (shard_.last_layer < 0) shard_.last_layer = cfg.num_hidden_layers;
+  RADLADS_CHECK(0 <= shard_.first_layer && shard_.first_layer <= shard_.last_layer &&
+                shard_.last_layer <= cfg.num_hidden_layers)
+      << "decoder shard: layers [" << shard_.first_layer << ", " << shard_.last_layer << ") of "
+      << cfg.num_hidden_layers;
   const std::int64_t C = cfg.hidden_size, F = cfg.intermediate_size, V = cfg.vocab_size;
   auto bind = [&](const std::string& name, const Shape& shape, Tensor& value, Tensor& grad) {
     Param& p = params.Get(name);
@@ -32,16 +38,21 @@ DecoderModel::DecoderModel(const Qwen2Config& cfg, ParamSet& params, const Mixer
     value = p.value;
     grad = p.trainable ? p.grad : Tensor();
   };
-  bind("model.embed_tokens.weight", {V, C}, embed_, d_embed_);
-  bind("model.norm.weight", {C}, final_norm_, d_final_norm_);
-  if (cfg.tie_word_embeddings) {
-    head_w_ = embed_;
-    head_dw_ = d_embed_;
-  } else {
-    bind("lm_head.weight", {V, C}, head_w_, head_dw_);
+  if (shard_.first_stage || (shard_.last_stage && cfg.tie_word_embeddings)) {
+    bind("model.embed_tokens.weight", {V, C}, embed_, d_embed_);
+  }
+  if (shard_.last_stage) {
+    bind("model.norm.weight", {C}, final_norm_, d_final_norm_);
+    if (cfg.tie_word_embeddings) {
+      head_w_ = embed_;
+      head_dw_ = d_embed_;
+    } else {
+      bind("lm_head.weight", {V, C}, head_w_, head_dw_);
+    }
   }
   layers_.resize(static_cast<std::size_t>(cfg.num_hidden_layers));
-  for (int l = 0; l < cfg.num_hidden_layers; ++l) {
+  mixers_.resize(layers_.size());
+  for (int l = first(); l < last(); ++l) {
     Layer& L = layers_[static_cast<std::size_t>(l)];
     const std::string p = LayerPrefix(l);
     bind(p + "input_layernorm.weight", {C}, L.in_norm, L.d_in_norm);
@@ -49,8 +60,8 @@ DecoderModel::DecoderModel(const Qwen2Config& cfg, ParamSet& params, const Mixer
     bind(p + "mlp.gate_proj.weight", {F, C}, L.w_gate, L.dw_gate);
     bind(p + "mlp.up_proj.weight", {F, C}, L.w_up, L.dw_up);
     bind(p + "mlp.down_proj.weight", {C, F}, L.w_down, L.dw_down);
-    mixers_.push_back(make_mixer(l));
-    RADLADS_CHECK(mixers_.back() != nullptr) << "no mixer for layer " << l;
+    mixers_[static_cast<std::size_t>(l)] = make_mixer(l);
+    RADLADS_CHECK(mixers_[static_cast<std::size_t>(l)] != nullptr) << "no mixer for layer " << l;
   }
 }
 
@@ -62,11 +73,57 @@ const ops::RopeTable& DecoderModel::Rope(std::int64_t needed) {
   return rope_;
 }
 
+void DecoderModel::TpSum(Tensor& t) {
+  if (shard_.tp != nullptr) shard_.tp->AllReduceSum(t.f32(), static_cast<std::size_t>(t.numel()));
+}
+
+namespace {
+
+// The positions whose id is in [begin, begin + rows): their local ids, in position order.
+struct VocabRows {
+  Tensor local_ids;                 // I32 [n_in]
+  std::vector<std::int64_t> where;  // positions
+};
+VocabRows RowsInRange(const Tensor& ids, std::int64_t begin, std::int64_t rows) {
+  VocabRows r;
+  const std::int32_t* p = ids.data<std::int32_t>();
+  std::vector<std::int32_t> local;
+  for (std::int64_t i = 0; i < ids.numel(); ++i) {
+    if (p[i] >= begin && p[i] < begin + rows) {
+      local.push_back(static_cast<std::int32_t>(p[i] - begin));
+      r.where.push_back(i);
+    }
+  }
+  r.local_ids = Tensor::Empty({static_cast<std::int64_t>(local.size())}, DType::kI32);
+  if (!local.empty()) std::memcpy(r.local_ids.raw(), local.data(), local.size() * sizeof(std::int32_t));
+  return r;
+}
+
+}  // namespace
+
 Tensor DecoderModel::Embed(const Tensor& ids) {
   RADLADS_CHECK(ids.rank() == 2 && ids.dtype() == DType::kI32) << "ids must be [B,T] I32, got "
                                                                << ids.DebugString();
-  Tensor x = Tensor::Empty({ids.dim(0), ids.dim(1), cfg_.hidden_size});
-  ops::EmbeddingForward(ids, embed_, x);
+  RADLADS_CHECK(embed_.defined()) << "Embed on a pipeline stage without the embedding";
+  const std::int64_t C = cfg_.hidden_size;
+  Tensor x = Tensor::Empty({ids.dim(0), ids.dim(1), C});
+  if (shard_.tp == nullptr && shard_.vocab_begin == 0) {
+    ops::EmbeddingForward(ids, embed_, x);
+    return x;
+  }
+  // Vocabulary-parallel: this shard's rows for the ids it holds, zeros elsewhere, summed over
+  // the group (each id is held by exactly one rank, so the sum is the row).
+  std::memset(x.raw(), 0, static_cast<std::size_t>(x.nbytes()));
+  VocabRows in = RowsInRange(ids, shard_.vocab_begin, cfg_.vocab_size);
+  if (!in.where.empty()) {
+    Tensor rows = Tensor::Empty({static_cast<std::int64_t>(in.where.size()), C});
+    ops::EmbeddingForward(in.local_ids, embed_, rows);
+    for (std::size_t k = 0; k < in.where.size(); ++k) {
+      std::memcpy(x.f32() + in.where[k] * C, rows.f32() + static_cast<std::int64_t>(k) * C,
+                  static_cast<std::size_t>(C) * sizeof(float));
+    }
+  }
+  TpSum(x);
   return x;
 }
 
@@ -112,6 +169,7 @@ void DecoderModel::BlockForward(int l, const Tensor& x, MixerContext& ctx, bool 
   ops::RmsNormForward(x, L.in_norm, static_cast<float>(cfg_.rms_norm_eps), n1, rstd1);
   Tensor m = Tensor::Empty({B, T, C});
   mixers_[static_cast<std::size_t>(l)]->Forward(n1, ctx, m);
+  TpSum(m);  // row-parallel o_proj: each rank holds a partial sum
   // h = x + m and n2 = RMSNorm(h) in one pass (the arithmetic of ops::Add and
   // ops::RmsNormForward, unchanged).
   Tensor h = Tensor::Empty({B, T, C});
@@ -157,13 +215,23 @@ void DecoderModel::BlockForward(int l, const Tensor& x, MixerContext& ctx, bool 
     ops::LinearForward(n2, L.w_gate, Tensor(), g);
     ops::LinearForward(n2, L.w_up, Tensor(), u);
     ops::SwiGluForward(g, u, a);
-    // out = h + a W_down^T as one GEMM accumulating onto a copy of h (beta = 1) instead of a
-    // GEMM into a zeroed buffer and a separate add: two passes over [B,T,C] fewer. The same sum
-    // to fp32 rounding (OpenBLAS may add h before the last K-block instead of after).
-    std::memcpy(out.raw(), h.raw(), h.nbytes());
-    Gemm(false, true, B * T, C, F, 1.0f, a.f32(), F, L.w_down.f32(), F, 1.0f, out.f32(), C);
-  } else {
+    if (shard_.tp == nullptr) {
+      // out = h + a W_down^T as one GEMM accumulating onto a copy of h (beta = 1) instead of a
+      // GEMM into a zeroed buffer and a separate add: two passes over [B,T,C] fewer. The same
+      // sum to fp32 rounding (OpenBLAS may add h before the last K-block instead of after).
+      std::memcpy(out.raw(), h.raw(), h.nbytes());
+      Gemm(false, true, B * T, C, F, 1.0f, a.f32(), F, L.w_down.f32(), F, 1.0f, out.f32(), C);
+    } else {  // row-parallel down_proj: sum the partial products, then add h once
+      Gemm(false, true, B * T, C, F, 1.0f, a.f32(), F, L.w_down.f32(), F, 0.0f, out.f32(), C);
+      TpSum(out);
+      ops::Add(out, h, out);
+    }
+  } else if (shard_.tp == nullptr) {
     MlpRowBlocks(L, n2, h, out);
+  } else {
+    MlpRowBlocks(L, n2, Tensor::Zeros(h.shape()), out);
+    TpSum(out);
+    ops::Add(out, h, out);
   }
   if (hook) hook(l, n1, m, out);
   if (keep) {
@@ -186,19 +254,22 @@ void DecoderModel::BlockBackward(int l, const Tensor& dout, MixerContext& ctx, T
   Tensor dn2 = Tensor::Zeros({B, T, C});
   ops::LinearBackward(L.n2, L.w_gate, dg, &dn2, Opt(L.dw_gate), nullptr);
   ops::LinearBackward(L.n2, L.w_up, du, &dn2, Opt(L.dw_up), nullptr);
+  TpSum(dn2);  // column-parallel gate/up: each rank's input gradient is partial
   Tensor dh = dout.Clone();
   ops::RmsNormBackward(L.h, L.post_norm, L.rstd2, dn2, &dh, Opt(L.d_post_norm));
   // h = x + m: dx gets dh directly and through the mixer and norm.
   Tensor dn1 = Tensor::Zeros({B, T, C});
   mixers_[static_cast<std::size_t>(l)]->Backward(dh, ctx, &dn1);
+  TpSum(dn1);  // the mixer's heads are split: its input gradient is partial
   ops::RmsNormBackward(L.x, L.in_norm, L.rstd1, dn1, &dx, Opt(L.d_in_norm));
   ops::Add(dx, dh, dx);
   L.x = L.n1 = L.rstd1 = L.h = L.n2 = L.rstd2 = L.g = L.u = L.a = Tensor();
 }
 
 Tensor DecoderModel::RunLayers(const Tensor& x, int first, int last, const DecoderForwardOptions& opts) {
-  RADLADS_CHECK(0 <= first && first <= last && last <= cfg_.num_hidden_layers)
-      << "layer range [" << first << ", " << last << ")";
+  RADLADS_CHECK(shard_.first_layer <= first && first <= last && last <= shard_.last_layer)
+      << "layer range [" << first << ", " << last << ") outside this shard's [" << shard_.first_layer
+      << ", " << shard_.last_layer << ")";
   const std::int64_t B = x.dim(0), T = x.dim(1);
   MixerContext ctx;
   ctx.batch = B;
@@ -223,8 +294,9 @@ Tensor DecoderModel::FinalNorm(const Tensor& x) {
 }
 
 Tensor DecoderModel::Forward(const Tensor& ids, const DecoderForwardOptions& opts) {
+  RADLADS_CHECK(shard_.first_stage && shard_.last_stage) << "Forward of the whole model on a pipeline stage";
   Tensor x0 = Embed(ids);
-  Tensor xl = RunLayers(x0, 0, cfg_.num_hidden_layers, opts);
+  Tensor xl = RunLayers(x0, first(), last(), opts);
   Tensor y = Tensor::Empty(xl.shape()), rstd = Tensor::Empty({xl.numel() / cfg_.hidden_size});
   ops::RmsNormForward(xl, final_norm_, static_cast<float>(cfg_.rms_norm_eps), y, rstd);
   trained_forward_ = opts.need_backward;
@@ -237,20 +309,88 @@ Tensor DecoderModel::Forward(const Tensor& ids, const DecoderForwardOptions& opt
 }
 
 void DecoderModel::Backward(const Tensor& dhidden) {
+  RADLADS_CHECK(shard_.first_stage && shard_.last_stage) << "Backward of the whole model on a pipeline stage";
+  StageBackward(StageActivations{dhidden, Tensor()});
+}
+
+StageActivations DecoderModel::StageForward(const StageActivations& in, const Tensor& ids, bool need_backward,
+                                            std::int64_t pos0) {
+  Tensor x = shard_.first_stage ? Embed(ids) : in.hidden;
+  RADLADS_CHECK(x.defined() && x.rank() == 3) << "stage input " << (x.defined() ? x.DebugString() : "undefined");
+  const std::int64_t B = x.dim(0), T = x.dim(1);
+  MixerContext ctx;
+  ctx.batch = B;
+  ctx.time = T;
+  ctx.pos0 = pos0;
+  ctx.rope = &Rope(pos0 + T);
+  ctx.need_backward = need_backward;
+  ctx.v_first = in.v_first;
+  Tensor cur = x;
+  for (int l = first(); l < last(); ++l) {
+    Tensor next = Tensor::Empty({B, T, cfg_.hidden_size});
+    BlockForward(l, cur, ctx, need_backward, LayerHook(), next);
+    cur = next;
+  }
+  StageActivations out;
+  out.v_first = ctx.v_first;
+  if (shard_.last_stage) {
+    Tensor y = Tensor::Empty(cur.shape()), rstd = Tensor::Empty({cur.numel() / cfg_.hidden_size});
+    ops::RmsNormForward(cur, final_norm_, static_cast<float>(cfg_.rms_norm_eps), y, rstd);
+    out.hidden = y;
+    if (need_backward) {
+      x_last_ = cur;
+      final_rstd_ = rstd;
+    }
+  } else {
+    out.hidden = cur;
+  }
+  trained_forward_ = need_backward;
+  if (need_backward) {
+    ctx_ = ctx;
+    ids_ = shard_.first_stage ? ids : Tensor();
+  }
+  return out;
+}
+
+StageActivations DecoderModel::StageBackward(const StageActivations& dout) {
   RADLADS_CHECK(trained_forward_) << "Backward without a training Forward";
   trained_forward_ = false;
-  Tensor dx = Tensor::Zeros(x_last_.shape());
-  ops::RmsNormBackward(x_last_, final_norm_, final_rstd_, dhidden, &dx, Opt(d_final_norm_));
+  Tensor dx;
+  if (shard_.last_stage) {
+    dx = Tensor::Zeros(x_last_.shape());
+    ops::RmsNormBackward(x_last_, final_norm_, final_rstd_, dout.hidden, &dx, Opt(d_final_norm_));
+  } else {
+    dx = dout.hidden.Clone();
+  }
   MixerContext& ctx = ctx_;
-  if (ctx.v_first.defined() && !ctx.dv_first.defined()) ctx.dv_first = Tensor::Zeros(ctx.v_first.shape());
-  for (int l = cfg_.num_hidden_layers - 1; l >= 0; --l) {
+  if (ctx.v_first.defined()) {
+    ctx.dv_first = dout.v_first.defined() ? dout.v_first.Clone() : Tensor::Zeros(ctx.v_first.shape());
+  }
+  for (int l = last() - 1; l >= first(); --l) {
     Tensor dprev = Tensor::Zeros(dx.shape());
     BlockBackward(l, dx, ctx, dprev);
     dx = dprev;
   }
-  if (d_embed_.defined()) ops::EmbeddingBackward(ids_, dx, d_embed_);
+  if (shard_.first_stage && d_embed_.defined()) {
+    if (shard_.tp == nullptr && shard_.vocab_begin == 0) {
+      ops::EmbeddingBackward(ids_, dx, d_embed_);
+    } else {  // the rows this shard holds, from the (summed, complete) input gradient
+      VocabRows in = RowsInRange(ids_, shard_.vocab_begin, cfg_.vocab_size);
+      if (!in.where.empty()) {
+        const std::int64_t C = cfg_.hidden_size;
+        Tensor rows = Tensor::Empty({static_cast<std::int64_t>(in.where.size()), C});
+        for (std::size_t k = 0; k < in.where.size(); ++k) {
+          std::memcpy(rows.f32() + static_cast<std::int64_t>(k) * C, dx.f32() + in.where[k] * C,
+                      static_cast<std::size_t>(C) * sizeof(float));
+        }
+        ops::EmbeddingBackward(in.local_ids, rows, d_embed_);
+      }
+    }
+  }
+  StageActivations din{dx, ctx.dv_first};
   ctx_ = MixerContext();
   x_last_ = final_rstd_ = ids_ = Tensor();
+  return din;
 }
 
 Tensor DecoderModel::Logits(const Tensor& hidden) const {

@@ -15,6 +15,19 @@
 // Backward consumes them and ACCUMULATES into the trainable parameters' gradients.
 // The stack can also run a layer range on given hidden states (pipeline stages, the step-1
 // activation cache).
+//
+// Model parallelism (DecoderShard): a model may hold one shard of the whole, for a rank of a
+// gang (worker/gang.h):
+// - pipeline: the layers [first_layer, last_layer) of one stage; the first stage holds the
+//   embedding, the last the final norm and the LM head. StageForward / StageBackward run the
+//   stage on activations received from the stage before (and RAD-RWKV7's v_first with them).
+// - tensor: `cfg` is the local slice (num_attention_heads, num_key_value_heads,
+//   intermediate_size and vocab_size divided by tp; head_dim explicit) and the parameters are
+//   the local slices (pipeline/model_shard.h). The mixer's and the MLP's outputs are partial
+//   sums over the tp group (row-parallel o_proj and down_proj) and are summed there; in the
+//   backward the gradients of their inputs are; the embedding holds the vocabulary rows
+//   [vocab_begin, vocab_begin + cfg.vocab_size) (ids outside give zero rows, then the sum). With
+//   no tp group the arithmetic is exactly that of the whole model.
 // Thread-safety: none.
 #pragma once
 
@@ -23,6 +36,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/collectives.h"
 #include "kernels/ops/rope.h"
 #include "pipeline/mixer.h"
 #include "pipeline/param_set.h"
@@ -38,6 +52,22 @@ std::string LayerPrefix(int layer);  // "model.layers.3."
 using LayerHook =
     std::function<void(int layer, const Tensor& mixer_in, const Tensor& mixer_out, const Tensor& block_out)>;
 
+struct DecoderShard {
+  int first_layer = 0;
+  int last_layer = -1;          // -1: every layer
+  bool first_stage = true;      // holds model.embed_tokens
+  bool last_stage = true;       // holds model.norm and the LM head
+  std::int64_t vocab_begin = 0; // first row of the full vocabulary held here
+  Communicator* tp = nullptr;   // the tensor-parallel group (null: tp = 1); not owned
+};
+
+// What flows between pipeline stages: the hidden states and RAD-RWKV7's v_first (undefined for
+// the other mixers, and before layer 0 has run).
+struct StageActivations {
+  Tensor hidden;   // [B, T, C]
+  Tensor v_first;  // [B, T, H_local * N] or undefined
+};
+
 struct DecoderForwardOptions {
   std::int64_t pos0 = 0;
   bool need_backward = false;
@@ -48,7 +78,10 @@ class DecoderModel {
  public:
   using MixerFactory = std::function<std::unique_ptr<Mixer>(int layer)>;
 
-  DecoderModel(const Qwen2Config& cfg, ParamSet& params, const MixerFactory& make_mixer);
+  // `cfg` is the local configuration (the slice for tp > 1); `params` holds this shard's
+  // parameters only.
+  DecoderModel(const Qwen2Config& cfg, ParamSet& params, const MixerFactory& make_mixer,
+               const DecoderShard& shard = {});
 
   const Qwen2Config& config() const { return cfg_; }
   Mixer& mixer(int layer) { return *mixers_[static_cast<std::size_t>(layer)]; }
@@ -57,6 +90,17 @@ class DecoderModel {
   Tensor Forward(const Tensor& ids, const DecoderForwardOptions& opts);
   // Gradient of the loss wrt Forward's hidden; accumulates parameter gradients.
   void Backward(const Tensor& dhidden);
+
+  // A pipeline stage in training: the first stage embeds `ids` (its input is ignored); the
+  // last applies the final norm (its output is the head's input). With need_backward the
+  // stage keeps what StageBackward needs (one stage forward in flight).
+  StageActivations StageForward(const StageActivations& in, const Tensor& ids, bool need_backward,
+                                std::int64_t pos0 = 0);
+  // Gradient of the stage's output (and of the v_first it passed on) -> gradient of its input
+  // (and of the v_first it received); accumulates the parameter gradients, the embedding's on
+  // the first stage.
+  StageActivations StageBackward(const StageActivations& dout);
+  const DecoderShard& shard() const { return shard_; }
 
   // Pieces, for pipeline stages and the activation cache:
   Tensor Embed(const Tensor& ids);  // [B,T] -> [B,T,C] (no backward state)
@@ -82,8 +126,13 @@ class DecoderModel {
                     Tensor& out);
   void BlockBackward(int l, const Tensor& dout, MixerContext& ctx, Tensor& dx);
   const ops::RopeTable& Rope(std::int64_t needed);
+  // Sums a partial result over the tp group (nothing without one).
+  void TpSum(Tensor& t);
+  int first() const { return shard_.first_layer; }
+  int last() const { return shard_.last_layer; }
 
   Qwen2Config cfg_;
+  DecoderShard shard_;
   std::vector<Layer> layers_;
   std::vector<std::unique_ptr<Mixer>> mixers_;
   Tensor embed_, d_embed_, final_norm_, d_final_norm_, head_w_, head_dw_;
