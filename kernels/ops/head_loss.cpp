@@ -1,57 +1,28 @@
 #include "kernels/ops/head_loss.h"
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "base/check.h"
 #include "kernels/cpu/parallel.h"
-#include "kernels/cpu/vec_math.h"
 #include "kernels/gemm.h"
+#include "kernels/ops/head_loss_internal.h"
 
 namespace radlads {
 namespace {
 
-// ---------------------------------------------------------------------------------------------
-// Vectorisable math. Plain branch-free float code inside `omp simd` loops: GCC and clang turn
-// these loops into AVX2/AVX-512 code (checked with -fopt-info-vec).
-
-// exp(x) in float (cpu::ExpFinite, kernels/cpu/vec_math.h: ~1 ulp, exactly 0 below -87.34
-// where expf would go subnormal, NaN propagates). Arguments here are always <= ~0.
-inline float ExpF(float x) { return cpu::ExpFinite(x); }
-
-float RowMax(const float* z, std::int64_t n) {
-  float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-  for (std::int64_t i = 0; i < n; ++i) m = z[i] > m ? z[i] : m;
-  return m;
-}
-
-// First index i with z[i] == v (0 if none, e.g. NaN rows). Blocks keep the scan vectorised.
-std::int64_t FirstIndexOf(const float* z, std::int64_t n, float v) {
-  constexpr std::int64_t kBlock = 256;
-  for (std::int64_t b = 0; b < n; b += kBlock) {
-    const std::int64_t e = std::min(n, b + kBlock);
-    int hit = 0;
-#pragma omp simd reduction(| : hit)
-    for (std::int64_t i = b; i < e; ++i) hit |= z[i] == v ? 1 : 0;
-    if (hit != 0) {
-      for (std::int64_t i = b; i < e; ++i)
-        if (z[i] == v) return i;
-    }
-  }
-  return 0;
-}
-
-// sum_i exp(z[i] - m), accumulated in double.
-double SumExp(const float* z, std::int64_t n, float m) {
-  double s = 0.0;
-#pragma omp simd reduction(+ : s)
-  for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(ExpF(z[i] - m));
-  return s;
-}
+using head_loss_internal::CheckF32Cpu;
+using head_loss_internal::CheckHead;
+using head_loss_internal::CheckTargets;
+using head_loss_internal::ChunkRows;
+using head_loss_internal::ExpF;
+using head_loss_internal::FirstIndexOf;
+using head_loss_internal::RowGrain;
+using head_loss_internal::RowMax;
+using head_loss_internal::RowsOf;
+using head_loss_internal::SumExp;
 
 // ---------------------------------------------------------------------------------------------
 // Row kernels: one row of Vc logits, run inside ParallelFor (no GEMM, no allocation).
@@ -133,49 +104,6 @@ RowOut CeRow(float* z, std::int64_t vc, std::int32_t target, float gs) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Argument checks.
-
-std::int64_t RowsOf(const Tensor& x, std::int64_t c) { return c == 0 ? 0 : x.numel() / c; }
-
-void CheckF32Cpu(const Tensor& t, const char* what) {
-  RADLADS_CHECK(t.defined() && t.dtype() == DType::kF32 && t.device() == Device::kCpu)
-      << what << " must be an F32 CPU tensor, got "
-      << (t.defined() ? t.DebugString() : "undefined");
-}
-
-// Checks x [.., C] against W [Vc, C] and the optional gradient outputs; returns N.
-std::int64_t CheckHead(const Tensor& x, const Tensor& w, const HeadGrads& g, const char* op) {
-  CheckF32Cpu(x, "x");
-  CheckF32Cpu(w, "W");
-  RADLADS_CHECK(x.rank() >= 1 && w.rank() == 2 && x.dim(-1) == w.dim(1))
-      << op << ": x " << ShapeToString(x.shape()) << " vs W " << ShapeToString(w.shape());
-  if (g.dx != nullptr) {
-    CheckF32Cpu(*g.dx, "dx");
-    RADLADS_CHECK(g.dx->shape() == x.shape()) << op << ": dx " << g.dx->DebugString();
-  }
-  if (g.dw != nullptr) {
-    CheckF32Cpu(*g.dw, "dW");
-    RADLADS_CHECK(g.dw->shape() == w.shape()) << op << ": dW " << g.dw->DebugString();
-  }
-  return RowsOf(x, x.dim(-1));
-}
-
-void CheckTargets(const Tensor& t, std::int64_t n, std::int64_t vc, const char* op) {
-  RADLADS_CHECK(t.defined() && t.dtype() == DType::kI32 && t.device() == Device::kCpu &&
-                t.numel() == n)
-      << op << ": targets must be I32 CPU with " << n << " elements, got " << t.DebugString();
-  const std::int32_t* p = t.data<std::int32_t>();
-  for (std::int64_t i = 0; i < n; ++i)
-    RADLADS_CHECK(p[i] >= -1 && p[i] < vc)
-        << op << ": target " << p[i] << " at row " << i << " outside [-1, " << vc << ")";
-}
-
-// Rows per ParallelFor range: enough logits per range to be worth a thread.
-std::int64_t RowGrain(std::int64_t vc) {
-  return std::max<std::int64_t>(1, 32768 / std::max<std::int64_t>(1, vc));
-}
-
-// ---------------------------------------------------------------------------------------------
 // The chunk loop shared by all three losses.
 //   teacher(r0, m) -> const float* to the teacher logits of rows [r0, r0+m) (or nullptr),
 //   row(r, zt_row, zs_row) -> RowOut for global row r, run in parallel over a chunk's rows,
@@ -212,12 +140,6 @@ void ChunkLoop(const HeadArgs& h, std::int64_t chunk, Teacher&& teacher, Row&& r
     if (h.dw != nullptr)  // dW += dz^T x[rows]
       Gemm(true, false, h.vc, h.c, m, 1.0f, z, h.vc, xr, h.c, 1.0f, h.dw, h.c);
   }
-}
-
-// Effective chunk: in [1, max(N, 1)].
-std::int64_t ChunkRows(std::int64_t chunk, std::int64_t n) {
-  RADLADS_CHECK(chunk >= 1) << "HeadLossOptions::chunk must be >= 1, got " << chunk;
-  return std::min(chunk, std::max<std::int64_t>(n, 1));
 }
 
 HeadArgs MakeArgs(const Tensor& x, const Tensor& w, std::int64_t n, const HeadGrads& g) {
