@@ -28,6 +28,15 @@ std::string RunLayout::AlignFile(int layer, int segment, std::int64_t step) {
   return b;
 }
 
+std::string RunLayout::GangShardFile(const std::string& step_name, std::int64_t step, int tp, int tp_rank, int pp,
+                                     int pp_rank) {
+  if (tp == 1 && pp == 1) return GangFile(step_name, step);
+  char b[128];
+  std::snprintf(b, sizeof(b), "checkpoints/%s/step-%06lld-tp%dof%d-pp%dof%d.safetensors", step_name.c_str(),
+                static_cast<long long>(step), tp_rank, tp, pp_rank, pp);
+  return b;
+}
+
 std::string RunLayout::GangFile(const std::string& step_name, std::int64_t step) {
   char b[96];
   std::snprintf(b, sizeof(b), "checkpoints/%s/step-%06lld.safetensors", step_name.c_str(),

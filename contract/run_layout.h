@@ -51,6 +51,10 @@ struct RunLayout {
   static std::string TransferFile(int layer);
   static std::string AlignFile(int layer, int segment, std::int64_t step);
   static std::string GangFile(const std::string& step_name, std::int64_t step);
+  // One model-parallel rank's shard of a gang checkpoint (GangFile when tp = pp = 1):
+  // checkpoints/<step>/step-000012-tp1of2-pp0of2.safetensors.
+  static std::string GangShardFile(const std::string& step_name, std::int64_t step, int tp, int tp_rank, int pp,
+                                   int pp_rank);
   static std::string OutputModelDir() { return "output/model"; }
   static std::string EvalFile() { return "output/eval.json"; }
   static std::string SummaryFile() { return "output/summary.txt"; }

@@ -125,14 +125,14 @@ Status SaveParams(const ParamSet& params, const std::string& dir, DType dtype,
   return r.ok() ? Status::Ok() : r.status();
 }
 
-Qwen2Teacher MakeQwen2Teacher(const Qwen2Config& cfg, std::unique_ptr<ParamSet> params) {
+Qwen2Teacher MakeQwen2Teacher(const Qwen2Config& cfg, std::unique_ptr<ParamSet> params, const DecoderShard& shard) {
   Qwen2Teacher t;
   t.config = cfg;
   t.params = std::move(params);
   ParamSet* ps = t.params.get();
   t.model = std::make_unique<DecoderModel>(cfg, *ps, [&cfg, ps](int layer) {
     return std::make_unique<AttentionMixer>(cfg, *ps, LayerPrefix(layer) + "self_attn.");
-  });
+  }, shard);
   return t;
 }
 

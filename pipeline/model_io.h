@@ -67,8 +67,9 @@ struct Qwen2Teacher {
   std::unique_ptr<DecoderModel> model;
 };
 
-// Builds a teacher over already-filled parameters (which must hold Qwen2ParamSpecs).
-Qwen2Teacher MakeQwen2Teacher(const Qwen2Config& cfg, std::unique_ptr<ParamSet> params);
+// Builds a teacher over already-filled parameters (which must hold Qwen2ParamSpecs, or a
+// shard's share of them in the shard's configuration: pipeline/model_shard.h).
+Qwen2Teacher MakeQwen2Teacher(const Qwen2Config& cfg, std::unique_ptr<ParamSet> params, const DecoderShard& shard = {});
 // Reads DIR/config.json (model_type qwen2) and the weights. All parameters frozen.
 Result<Qwen2Teacher> LoadQwen2Teacher(const std::string& dir);
 

@@ -20,7 +20,7 @@ OptimizerStepResult AdamWOptimizer::Step(double lr_main, double lr_mixer) {
     grads.push_back(p->grad);
   }
   OptimizerStepResult r;
-  r.grad_norm = GlobalGradNorm(grads);
+  r.grad_norm = grad_norm_ ? grad_norm_(trainable) : GlobalGradNorm(grads);
   if (!std::isfinite(r.grad_norm)) {
     params_.ZeroGrads();
     return r;

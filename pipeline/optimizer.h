@@ -5,6 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <utility>
+#include <vector>
 
 #include "pipeline/param_set.h"
 
@@ -36,10 +39,16 @@ class AdamWOptimizer {
   std::int64_t step() const { return step_; }
   void set_step(std::int64_t s) { step_ = s; }  // on resume from a checkpoint
 
+  // Replaces how the global gradient norm is taken (default: GlobalGradNorm of the trainable
+  // gradients), e.g. over every rank of a model-parallel group (pipeline/gang_trainer.h).
+  using GradNormFn = std::function<double(const std::vector<Param*>& trainable)>;
+  void set_grad_norm(GradNormFn f) { grad_norm_ = std::move(f); }
+
  private:
   ParamSet& params_;
   OptimizerSettings settings_;
   std::int64_t step_ = 0;
+  GradNormFn grad_norm_;
 };
 
 }  // namespace radlads

@@ -43,14 +43,14 @@ std::unique_ptr<Mixer> MakeStudentMixer(const StudentConfig& cfg, int layer, Par
 }
 
 StudentModel MakeStudentModel(const StudentConfig& cfg, std::unique_ptr<ParamSet> params,
-                              const StudentMixerOptions& opts) {
+                              const StudentMixerOptions& opts, const DecoderShard& shard) {
   StudentModel s;
   s.config = cfg;
   s.params = std::move(params);
   ParamSet* ps = s.params.get();
   s.model = std::make_unique<DecoderModel>(cfg.base, *ps, [&cfg, ps, opts](int layer) {
     return MakeStudentMixer(cfg, layer, *ps, opts);
-  });
+  }, shard);
   return s;
 }
 

@@ -39,8 +39,9 @@ struct StudentModel {
 
 // Builds the model over filled parameters (StudentParamSpecs). Call params->SetTrainable first
 // when training: trainable flags are read here.
+// `cfg` and `params` are a shard's (pipeline/model_shard.h) when `shard` says so.
 StudentModel MakeStudentModel(const StudentConfig& cfg, std::unique_ptr<ParamSet> params,
-                              const StudentMixerOptions& opts = {});
+                              const StudentMixerOptions& opts = {}, const DecoderShard& shard = {});
 
 // Reads DIR/config.json (rwkv6qwen2 / rwkv7qwen2) and the weights (any float dtype, sharded or
 // not). All parameters frozen.

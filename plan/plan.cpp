@@ -554,6 +554,16 @@ Status CheckLayout(const Qwen2Config& t, const Recipe& recipe, const Cluster& cl
                                    " does not divide vocab_size " + std::to_string(t.vocab_size) +
                                    " (the embedding and LM head are split by rows)");
   }
+  if (l.tp > 1 && StudentConfigFromRecipe(recipe, t).attention_output_bias) {
+    return Status::InvalidArgument("layout " + lay + ": tp " + std::to_string(l.tp) +
+                                   " with the recipe's attention_output_bias: an o_proj bias after the "
+                                   "row-parallel o_proj cannot be split; use tp 1");
+  }
+  if (l.pp > 1 && t.tie_word_embeddings) {
+    return Status::InvalidArgument("layout " + lay + ": pp " + std::to_string(l.pp) +
+                                   " with tied embeddings: the first and last stages would share the "
+                                   "embedding; use pp 1 (RADLADS students are untied)");
+  }
   if (l.pp > t.num_hidden_layers) {
     return Status::InvalidArgument("layout " + lay + ": pp " + std::to_string(l.pp) +
                                    " is more than the " + std::to_string(t.num_hidden_layers) +

@@ -175,7 +175,9 @@ std::vector<StageRange> BalancedStages(int layers, int pp);
 
 // Model-dependent checks of a TP x PP x DP layout: tp * pp * dp = workers, tp divides the
 // attention heads, the KV heads (no KV-head replication), the MLP width and the vocabulary,
-// pp <= layers, dp divides the gang steps' batches. InvalidArgument naming the rule.
+// pp <= layers, dp divides the gang steps' batches; no o_proj bias with tp > 1 (it would be
+// added once per rank after the row-parallel o_proj) and no tied embeddings with pp > 1 (the
+// embedding would live on two stages). InvalidArgument naming the rule.
 Status CheckLayout(const Qwen2Config& teacher, const Recipe& recipe, const Cluster& cluster,
                    const ClusterParallel& layout);
 

@@ -8,6 +8,7 @@
 
 #include "base/checksum.h"
 #include "base/file.h"
+#include "pipeline/model_shard.h"
 #include "storage/safetensors.h"
 #include "storage/safetensors_writer.h"
 
@@ -83,8 +84,10 @@ Result<FileRecord> SaveTrainingCheckpoint(const std::string& run_dir, const std:
   return RecordFile(run_dir, rel_path);
 }
 
-Result<TrainingState> LoadTrainingCheckpoint(const std::string& run_dir, const FileRecord& file,
-                                             ParamSet& params, bool require_all) {
+namespace {
+
+// Opens RUN/<file.path> after verifying its recorded checksum (when given) and format version.
+Result<SafetensorsFile> OpenCheckpoint(const std::string& run_dir, const FileRecord& file) {
   const std::string path = JoinPath(run_dir, file.path);
   if (!file.checksum.empty()) {
     RADLADS_ASSIGN_OR_RETURN(FileRecord now, RecordFile(run_dir, file.path));
@@ -103,6 +106,10 @@ Result<TrainingState> LoadTrainingCheckpoint(const std::string& run_dir, const F
     return Status::InvalidArgument(path + ": training checkpoint format " + version->second +
                                    "; this build reads format " + std::to_string(kCheckpointFormatVersion));
   }
+  return f;
+}
+
+Result<TrainingState> ReadState(const SafetensorsFile& f) {
   TrainingState st;
   RADLADS_ASSIGN_OR_RETURN(st.optimizer_step, MetaInt(f, "optimizer_step"));
   RADLADS_ASSIGN_OR_RETURN(st.tokens, MetaInt(f, "tokens"));
@@ -110,10 +117,77 @@ Result<TrainingState> LoadTrainingCheckpoint(const std::string& run_dir, const F
   for (const auto& [k, v] : f.metadata()) {
     if (k != "radlads_checkpoint" && k != "optimizer_step" && k != "tokens" && k != "sample_cursor") st.extra[k] = v;
   }
+  return st;
+}
+
+Result<Tensor> ReadTensor(const SafetensorsFile& f, const SafetensorsTensorInfo& info) {
+  Tensor t = Tensor::Empty(Shape(info.shape.begin(), info.shape.end()));
+  RADLADS_RETURN_IF_ERROR(CopyInto(f, info, t));
+  return t;
+}
+
+// A shard file and where it sits in its layout.
+struct Shard {
+  SafetensorsFile file;
+  int tp = 1, tp_rank = 0;
+};
+
+Result<int> ShardInt(const SafetensorsFile& f, const char* key, int fallback) {
+  if (f.metadata().find(key) == f.metadata().end()) return fallback;
+  RADLADS_ASSIGN_OR_RETURN(std::int64_t v, MetaInt(f, key));
+  return static_cast<int>(v);
+}
+
+// The whole tensor `name` (+ `suffix`: a moment) assembled from the shards; NotFound when no
+// shard holds it.
+Result<Tensor> AssembleWhole(const std::vector<Shard>& shards, const std::string& name, const Shape& full) {
+  std::vector<Tensor> pieces;
+  int pieces_tp = 0;
+  for (const Shard& s : shards) {
+    const SafetensorsTensorInfo* info = s.file.Find(name);
+    if (info == nullptr) continue;
+    if (Shape(info->shape.begin(), info->shape.end()) == full) return ReadTensor(s.file, *info);
+    if (pieces_tp == 0) {
+      pieces_tp = s.tp;
+      pieces.resize(static_cast<std::size_t>(s.tp));
+    }
+    if (s.tp != pieces_tp || s.tp_rank < 0 || s.tp_rank >= s.tp) {
+      return Status::Corruption(s.file.path() + ": shard tp_rank " + std::to_string(s.tp_rank) + " of " +
+                                std::to_string(s.tp) + " does not fit the other shards of '" + name + "' (tp " +
+                                std::to_string(pieces_tp) + ")");
+    }
+    RADLADS_ASSIGN_OR_RETURN(pieces[static_cast<std::size_t>(s.tp_rank)], ReadTensor(s.file, *info));
+  }
+  if (pieces_tp == 0) return Status::NotFound("'" + name + "'");
+  for (std::size_t r = 0; r < pieces.size(); ++r) {
+    if (!pieces[r].defined()) {
+      return Status::Corruption("the checkpoint's shards lack tp rank " + std::to_string(r) + " of " +
+                                std::to_string(pieces_tp) + " of '" + name + "'");
+    }
+  }
+  RADLADS_ASSIGN_OR_RETURN(int dim, TpSplitDim(full, pieces[0].shape(), pieces_tp));
+  Tensor whole = Tensor::Empty(full);
+  TpJoin(pieces, dim, whole);
+  return whole;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> ShardMetadata(int tp, int tp_rank, int pp, int pp_rank) {
+  return {{"shard_tp", std::to_string(tp)},
+          {"shard_tp_rank", std::to_string(tp_rank)},
+          {"shard_pp", std::to_string(pp)},
+          {"shard_pp_rank", std::to_string(pp_rank)}};
+}
+
+Result<TrainingState> LoadTrainingCheckpoint(const std::string& run_dir, const FileRecord& file,
+                                             ParamSet& params, bool require_all) {
+  RADLADS_ASSIGN_OR_RETURN(SafetensorsFile f, OpenCheckpoint(run_dir, file));
+  RADLADS_ASSIGN_OR_RETURN(TrainingState st, ReadState(f));
   for (Param* p : params.params()) {
     const SafetensorsTensorInfo* info = f.Find(p->name);
     if (info == nullptr) {
-      if (require_all) return Status::Corruption(path + ": tensor '" + p->name + "' is missing");
+      if (require_all) return Status::Corruption(f.path() + ": tensor '" + p->name + "' is missing");
       continue;
     }
     RADLADS_RETURN_IF_ERROR(CopyInto(f, *info, p->value));
@@ -126,6 +200,60 @@ Result<TrainingState> LoadTrainingCheckpoint(const std::string& run_dir, const F
       }
       RADLADS_RETURN_IF_ERROR(CopyInto(f, *m, p->adam_m));
       RADLADS_RETURN_IF_ERROR(CopyInto(f, *v, p->adam_v));
+    }
+  }
+  return st;
+}
+
+Result<TrainingState> LoadCheckpointShards(const std::string& run_dir, const std::vector<FileRecord>& files,
+                                           ParamSet& params, int tp, int tp_rank,
+                                           const std::map<std::string, Shape, std::less<>>& full_shapes) {
+  if (files.empty()) return Status::InvalidArgument("a checkpoint with no files");
+  std::vector<Shard> shards;
+  TrainingState st;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    RADLADS_ASSIGN_OR_RETURN(SafetensorsFile f, OpenCheckpoint(run_dir, files[i]));
+    RADLADS_ASSIGN_OR_RETURN(TrainingState s, ReadState(f));
+    if (i == 0) {
+      st = s;
+    } else if (s.optimizer_step != st.optimizer_step || s.tokens != st.tokens || s.sample_cursor != st.sample_cursor) {
+      return Status::Corruption(f.path() + ": shard at optimizer step " + std::to_string(s.optimizer_step) +
+                                " (sample " + std::to_string(s.sample_cursor) + ") in a checkpoint at step " +
+                                std::to_string(st.optimizer_step) + " (sample " + std::to_string(st.sample_cursor) +
+                                ")");
+    }
+    Shard sh{std::move(f), 1, 0};
+    RADLADS_ASSIGN_OR_RETURN(sh.tp, ShardInt(sh.file, "shard_tp", 1));
+    RADLADS_ASSIGN_OR_RETURN(sh.tp_rank, ShardInt(sh.file, "shard_tp_rank", 0));
+    shards.push_back(std::move(sh));
+  }
+  for (const char* k : {"shard_tp", "shard_tp_rank", "shard_pp", "shard_pp_rank"}) st.extra.erase(k);
+  const std::string where = files.size() == 1 ? JoinPath(run_dir, files[0].path)
+                                              : "the " + std::to_string(files.size()) + " shards of " +
+                                                    JoinPath(run_dir, DirName(files[0].path));
+  for (Param* p : params.params()) {
+    auto it = full_shapes.find(p->name);
+    const Shape full = it != full_shapes.end() ? it->second : p->value.shape();
+    Result<Tensor> value = AssembleWhole(shards, p->name, full);
+    if (!value.ok()) {
+      if (value.status().code() == Status::Code::kNotFound) {
+        return Status::Corruption(where + ": tensor '" + p->name + "' is missing");
+      }
+      return value.status();
+    }
+    RADLADS_ASSIGN_OR_RETURN(int dim, TpSplitDim(full, p->value.shape(), tp));
+    (void)dim;
+    auto put = [&](const Tensor& whole, Tensor& dst) { TpSliceInto(whole, p->value.shape(), tp, tp_rank, dst); };
+    put(*value, p->value);
+    Result<Tensor> m = AssembleWhole(shards, p->name + kMomentM, full);
+    Result<Tensor> v = AssembleWhole(shards, p->name + kMomentV, full);
+    if (m.ok() && v.ok()) {
+      put(*m, p->adam_m);
+      put(*v, p->adam_v);
+    } else if (m.status().code() != Status::Code::kNotFound) {
+      return m.status();
+    } else if (v.status().code() != Status::Code::kNotFound) {
+      return v.status();
     }
   }
   return st;

@@ -7,6 +7,14 @@
 // (kCheckpointFormatVersion), "optimizer_step", "tokens", "sample_cursor", plus caller entries.
 // Loading verifies the recorded checksum (when given), refuses another format version naming
 // both, and checks that every parameter of the target set is present with its shape.
+//
+// Sharded checkpoints (a gang's step 2-3 state, docs/design.md §5): every model-parallel rank
+// writes the parameters it holds, in their local shapes, with the metadata "shard_tp",
+// "shard_tp_rank", "shard_pp", "shard_pp_rank" (ShardMetadata); the commit lists every shard.
+// LoadCheckpointShards reads such a set into any other layout: each parameter is assembled
+// whole from the shards that hold it (the tp blocks joined in rank order) and sliced for the
+// target's tp rank, one parameter at a time. Every file's checksum is verified and the shards
+// must agree on the training state.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +22,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "contract/records.h"
@@ -39,6 +48,17 @@ Result<FileRecord> SaveTrainingCheckpoint(const std::string& run_dir, const std:
 // present, moments); fails when `require_all` and a parameter is missing. Returns the state.
 Result<TrainingState> LoadTrainingCheckpoint(const std::string& run_dir, const FileRecord& file,
                                              ParamSet& params, bool require_all);
+
+// The metadata of a shard of model-parallel rank (tp_rank of tp, pp_rank of pp).
+std::map<std::string, std::string> ShardMetadata(int tp, int tp_rank, int pp, int pp_rank);
+
+// Reads the checkpoint `files` (one whole-model file or the shards of any layout) into
+// `params`, whose parameters have local shapes for rank `tp_rank` of `tp`; `full_shapes` gives
+// each parameter's whole shape (a parameter not in it is taken as whole). Every parameter of
+// `params` must be found (else Corruption naming it); moments are loaded where present.
+Result<TrainingState> LoadCheckpointShards(const std::string& run_dir, const std::vector<FileRecord>& files,
+                                           ParamSet& params, int tp, int tp_rank,
+                                           const std::map<std::string, Shape, std::less<>>& full_shapes);
 
 // The record of an existing file under RUN/ (size and checksum).
 Result<FileRecord> RecordFile(const std::string& run_dir, const std::string& rel_path);

@@ -23,6 +23,7 @@ Result<std::unique_ptr<GangContext>> GangContext::Create(Communicator* gang, con
   g->tp = gang->Split(g->dp_rank * layout.pp + g->pp_rank, g->tp_rank);
   g->pp = gang->Split(g->dp_rank * layout.tp + g->tp_rank, g->pp_rank);
   g->dp = gang->Split(g->pp_rank * layout.tp + g->tp_rank, g->dp_rank);
+  g->mp = gang->Split(g->dp_rank, g->pp_rank * layout.tp + g->tp_rank);
   return g;
 }
 

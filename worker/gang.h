@@ -36,6 +36,7 @@ struct GangContext {
   std::unique_ptr<Communicator> tp;  // same (pp, dp)
   std::unique_ptr<Communicator> pp;  // same (tp, dp)
   std::unique_ptr<Communicator> dp;  // same (tp, pp)
+  std::unique_ptr<Communicator> mp;  // same dp: the tp x pp ranks of one replica (model parallel)
   int tp_rank = 0, pp_rank = 0, dp_rank = 0;
 
   bool leader() const { return all->rank() == 0; }

@@ -71,7 +71,8 @@ Result<TaskResult> RunExportTask(TaskEnv& env, const LeaseGrant& grant, TaskRepo
   RADLADS_ASSIGN_OR_RETURN(const CommittedCheckpoint* dep, DependencyRecord(grant, src_task));
   ParamSet params;
   DeclareParams(StudentParamSpecs(env.student), params);
-  RADLADS_RETURN_IF_ERROR(LoadTrainingCheckpoint(env.layout.dir, dep->record.files.at(0), params, true).status());
+  // The whole model, from one file or from a gang's shards.
+  RADLADS_RETURN_IF_ERROR(LoadCheckpointShards(env.layout.dir, dep->record.files, params, 1, 0, {}).status());
   const std::string rel = RunLayout::OutputModelDir();
   const std::string dir = env.layout.Abs(rel);
   RADLADS_RETURN_IF_ERROR(SaveStudent(env.student, params, dir, DType::kF32));

@@ -1,5 +1,9 @@
 // Steps 2 and 3 (distill, finetune): the whole student trains, on one worker group: this process
-// alone, or a gang of ranks (worker/gang.h). Data parallel: each of the dp replicas takes its
+// alone, or a gang of ranks (worker/gang.h). Each rank builds its shard of the student (and of
+// the teacher) for its tensor-parallel rank and pipeline stage (pipeline/model_shard.h) and
+// trains it with GangTrainer (pipeline/gang_trainer.h: GPipe with recomputation, vocabulary-
+// parallel loss). Each model-parallel rank of dp replica 0 writes its shard of every
+// checkpoint; a checkpoint loads into any layout (worker/checkpoint_io.h). Data parallel: each of the dp replicas takes its
 // contiguous share of every optimizer step's samples; their gradients are summed over the dp
 // group in a fixed order (kernels/collectives.h), so every replica applies the same update and
 // a rerun of the same layout is bit-identical. Only dp replica 0 writes the checkpoint (the
@@ -7,9 +11,13 @@
 // checkpoints, so a resumed task continues at the exact sample, on any dp size.
 #include <algorithm>
 #include <chrono>
+#include <map>
+#include <memory>
 
 #include "configs/lr_schedule.h"
+#include "pipeline/gang_trainer.h"
 #include "pipeline/lm_batch.h"
+#include "pipeline/model_shard.h"
 #include "pipeline/student_model.h"
 #include "pipeline/train_steps.h"
 #include "worker/checkpoint_io.h"
@@ -32,6 +40,46 @@ Result<std::unique_ptr<ParamSet>> LoadStudentAfterStep1(const TaskEnv& env, cons
   return params;
 }
 
+namespace {
+
+DecoderShard DecoderShardOf(const ModelShard& s, std::int64_t local_vocab, Communicator* tp) {
+  DecoderShard d;
+  d.first_layer = s.first_layer;
+  d.last_layer = s.last_layer;
+  d.first_stage = s.first_stage();
+  d.last_stage = s.last_stage();
+  d.vocab_begin = static_cast<std::int64_t>(s.tp_rank) * local_vocab;
+  d.tp = s.tp > 1 ? tp : nullptr;
+  return d;
+}
+
+ModelShard ShardOfRank(const TaskEnv& env) {
+  ModelShard s;
+  s.last_layer = env.student.base.num_hidden_layers;
+  if (env.gang == nullptr) return s;
+  const GangContext& g = *env.gang;
+  s.tp = g.layout.tp;
+  s.tp_rank = g.tp_rank;
+  s.pp = g.layout.pp;
+  s.pp_rank = g.pp_rank;
+  const StageRange r = BalancedStages(env.student.base.num_hidden_layers, s.pp).at(static_cast<std::size_t>(s.pp_rank));
+  s.first_layer = r.first_layer;
+  s.last_layer = r.last_layer;
+  return s;
+}
+
+// The teacher's shard for this rank (frozen), sliced from the worker's whole teacher.
+Result<Qwen2Teacher> TeacherShard(const TaskEnv& env, const ModelShard& ms, Communicator* tp) {
+  const Qwen2Config& full = env.teacher->config;
+  RADLADS_ASSIGN_OR_RETURN(Qwen2Config local, TpSliceConfig(full, ms.tp));
+  auto params = std::make_unique<ParamSet>();
+  DeclareParams(StageSpecs(Qwen2ParamSpecs(local), ms), *params);
+  RADLADS_RETURN_IF_ERROR(SliceParams(*env.teacher->params, *params, ms.tp, ms.tp_rank));
+  return MakeQwen2Teacher(local, std::move(params), DecoderShardOf(ms, local.vocab_size, tp));
+}
+
+}  // namespace
+
 Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReporter& reporter) {
   const TaskSpec& t = grant.task;
   const bool distill = t.type == TaskType::kDistill;
@@ -39,14 +87,19 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
   const StepPlan* sp = env.plan->Step(kind);
   const RecipeStep& rs = distill ? env.plan->recipe.steps.distill : env.plan->recipe.steps.finetune;
   const std::string name(TaskTypeName(t.type));
+  const GangContext* gang = env.gang;
 
-  std::unique_ptr<ParamSet> params;
+  // This rank's shard: its layers and its tp slice of them, in local shapes.
+  const ModelShard ms = ShardOfRank(env);
+  RADLADS_ASSIGN_OR_RETURN(const StudentConfig local, TpSliceStudent(env.student, ms.tp));
+  const std::vector<ParamSpec> full_specs = StudentParamSpecs(env.student);
+  const auto full_shapes = ShapesByName(full_specs);
+  auto params = std::make_unique<ParamSet>();
+  DeclareParams(StageSpecs(StudentParamSpecs(local), ms), *params);
   TrainingState st;
   if (grant.resume_from) {
-    params = std::make_unique<ParamSet>();
-    DeclareParams(StudentParamSpecs(env.student), *params);
-    RADLADS_ASSIGN_OR_RETURN(st, LoadTrainingCheckpoint(env.layout.dir, grant.resume_from->record.files.at(0),
-                                                       *params, true));
+    RADLADS_ASSIGN_OR_RETURN(st, LoadCheckpointShards(env.layout.dir, grant.resume_from->record.files, *params,
+                                                      ms.tp, ms.tp_rank, full_shapes));
   } else if (distill) {
     std::vector<FileRecord> files;
     for (int l = 0; l < env.student.base.num_hidden_layers; ++l) {
@@ -54,37 +107,47 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
       RADLADS_ASSIGN_OR_RETURN(const CommittedCheckpoint* dep, DependencyRecord(grant, AlignTaskId(l, last)));
       files.push_back(dep->record.files.at(0));
     }
-    RADLADS_ASSIGN_OR_RETURN(params, LoadStudentAfterStep1(env, files));
+    RADLADS_ASSIGN_OR_RETURN(std::unique_ptr<ParamSet> whole, LoadStudentAfterStep1(env, files));
+    RADLADS_RETURN_IF_ERROR(SliceParams(*whole, *params, ms.tp, ms.tp_rank));
   } else {
     RADLADS_ASSIGN_OR_RETURN(const CommittedCheckpoint* dep, DependencyRecord(grant, "distill"));
-    params = std::make_unique<ParamSet>();
-    DeclareParams(StudentParamSpecs(env.student), *params);
-    RADLADS_RETURN_IF_ERROR(LoadTrainingCheckpoint(env.layout.dir, dep->record.files.at(0), *params, true).status());
-    for (Param* p : params->params()) p->adam_m = p->adam_v = Tensor();
+    RADLADS_RETURN_IF_ERROR(
+        LoadCheckpointShards(env.layout.dir, dep->record.files, *params, ms.tp, ms.tp_rank, full_shapes).status());
+    for (Param* p : params->params()) p->adam_m = p->adam_v = Tensor();  // a fresh optimizer
   }
   params->SetTrainable([](const std::string&) { return true; });
-  StudentModel student = MakeStudentModel(env.student, std::move(params));
+  Communicator* tp_group = gang != nullptr ? gang->tp.get() : nullptr;
+  StudentModel student =
+      MakeStudentModel(local, std::move(params), {}, DecoderShardOf(ms, local.base.vocab_size, tp_group));
   ParamSet& ps = *student.params;
+  Qwen2Teacher teacher_shard;
+  DecoderModel* teacher = nullptr;
+  if (distill) {
+    if (ms.whole()) {
+      teacher = env.teacher->model.get();
+    } else {
+      RADLADS_ASSIGN_OR_RETURN(teacher_shard, TeacherShard(env, ms, tp_group));
+      teacher = teacher_shard.model.get();
+    }
+  }
+  ModelParallelGroups groups;
+  if (!ms.whole()) {
+    groups.tp = ms.tp > 1 ? tp_group : nullptr;
+    groups.pp = ms.pp > 1 ? gang->pp.get() : nullptr;
+    groups.mp = gang->mp.get();
+    groups.full_vocab = env.student.base.vocab_size;
+  }
+  const std::int64_t chunk = distill ? rs.loss.kl_chunk_tokens : 512;
+  GangTrainer trainer(*student.model, ps, teacher, OptimizerSettingsFor(env.plan->recipe.optimizer), chunk, groups,
+                      full_shapes);
+  AdamWOptimizer* opt = &trainer.optimizer();
+  opt->set_step(st.optimizer_step);
 
   WindowSamplerOptions so;
   so.mode = env.plan->recipe.data.sampler;
   so.ctx_len = static_cast<std::uint64_t>(sp->seq_len);
   so.magic_prime = sp->magic_prime;
   RADLADS_ASSIGN_OR_RETURN(WindowSampler sampler, WindowSampler::Create(env.train->size(), so));
-  const OptimizerSettings os = OptimizerSettingsFor(env.plan->recipe.optimizer);
-  std::unique_ptr<DistillTrainer> kd;
-  std::unique_ptr<FinetuneTrainer> ft;
-  AdamWOptimizer* opt = nullptr;
-  if (distill) {
-    kd = std::make_unique<DistillTrainer>(*student.model, ps, *env.teacher->model, os, rs.loss.kl_chunk_tokens);
-    opt = &kd->optimizer();
-  } else {
-    ft = std::make_unique<FinetuneTrainer>(*student.model, ps, os, 512);
-    opt = &ft->optimizer();
-  }
-  opt->set_step(st.optimizer_step);
-
-  const GangContext* gang = env.gang;
   const std::int64_t dp = gang != nullptr ? gang->layout.dp : 1;
   const std::int64_t dp_rank = gang != nullptr ? gang->dp_rank : 0;
   const std::int64_t T = sp->seq_len, batch = sp->batch;
@@ -100,13 +163,16 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
   CheckpointClock ckpt(env.checkpoint_every_steps, env.checkpoint_every_seconds);
   auto t0 = std::chrono::steady_clock::now();
   // This rank's shard of the checkpoint (dp replica 0 writes it; the others hold the same state).
+  // The gang's commit lists every model-parallel rank's shard (GangReporter).
   auto save = [&](std::int64_t step) -> Result<std::vector<FileRecord>> {
     if (dp_rank != 0) return std::vector<FileRecord>{};
     TrainingState now;
     now.optimizer_step = step;
     now.tokens = step * batch * T;
     now.sample_cursor = step * batch;
-    RADLADS_ASSIGN_OR_RETURN(FileRecord f, SaveTrainingCheckpoint(env.layout.dir, RunLayout::GangFile(name, step), ps, now));
+    if (!ms.whole()) now.extra = ShardMetadata(ms.tp, ms.tp_rank, ms.pp, ms.pp_rank);
+    const std::string rel = RunLayout::GangShardFile(name, step, ms.tp, ms.tp_rank, ms.pp, ms.pp_rank);
+    RADLADS_ASSIGN_OR_RETURN(FileRecord f, SaveTrainingCheckpoint(env.layout.dir, rel, ps, now));
     return std::vector<FileRecord>{f};
   };
   // Sums every gradient over the dp replicas (each scaled its share by 1 / (accum * dp)).
@@ -121,19 +187,16 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
   double kl = 0, top1 = 0, ce = 0;
   while (done < t.optimizer_steps) {
     kl = top1 = ce = 0;
+    std::vector<LmBatch> mbs;
     for (std::int64_t j = 0; j < accum; ++j) {
       const std::uint64_t g = static_cast<std::uint64_t>(done * batch + dp_rank * per_replica + j * mb);
       RADLADS_ASSIGN_OR_RETURN(LmBatch b, ReadLmBatch(*env.train, sampler, g, mb));
-      const float scale = 1.0f / static_cast<float>(accum * dp);
-      if (distill) {
-        DistillStepStats s = kd->Accumulate(b, scale);
-        kl += s.kl / static_cast<double>(accum);
-        top1 += s.top1 / static_cast<double>(accum);
-        ce += s.student_ce / static_cast<double>(accum);
-      } else {
-        ce += ft->Accumulate(b, scale).ce / static_cast<double>(accum);
-      }
+      mbs.push_back(std::move(b));
     }
+    const DistillStepStats s = trainer.AccumulateStep(mbs, 1.0f / static_cast<float>(accum * dp));
+    kl = s.kl;
+    top1 = s.top1;
+    ce = s.student_ce;
     reduce_grads();
     if (dp > 1) {  // the step's losses: the mean over replicas
       double m[3] = {kl, top1, ce};
