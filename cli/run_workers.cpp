@@ -173,7 +173,10 @@ int RunWithWorkerJob(RunSetup& run, const std::string& run_dir, StateStore& stor
         last_exit = DescribeExit(status);
         const RunPhase phase = store.Snapshot().phase();
         const bool run_has_work = phase == RunPhase::kRunning;
-        if (run_has_work && !server_done.load()) {
+        if ((phase == RunPhase::kCompleted || phase == RunPhase::kFailed) && !server_done.load()) {
+          // Every worker heard that the run is over and left: no need to keep answering.
+          (*server)->Shutdown(phase == RunPhase::kCompleted ? 0 : kExitFailure);
+        } else if (run_has_work && !server_done.load()) {
           if (restarts >= options.max_restarts) {
             gave_up = true;
             (*server)->Shutdown(kExitFailure);
