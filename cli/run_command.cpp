@@ -116,8 +116,15 @@ int RunRunCommand(const RunCommandArgs& args) {
   rc.run_id = BaseName(layout.dir);
   rc.lease_ttl_ms = args.lease_ttl_ms > 0 ? args.lease_ttl_ms : (workers > 1 ? 60'000 : 30 * 60 * 1000);
   rc.cache_window = static_cast<int>(plan->cache.window);
+  // An existing run resumes first (its old leases end), so that a new layout may resize its gangs.
+  const bool existing = (*store)->Snapshot().phase() != RunPhase::kEmpty;
+  if (existing) {
+    if (Status r = sched.Resume("radlads-coord run"); !r.ok()) return fail(r);
+  }
   if (Status c = sched.CreateRun(rc, plan->tasks); !c.ok()) return fail(c);
-  if (Status r = sched.Resume("radlads-coord run"); !r.ok()) return fail(r);
+  if (!existing) {
+    if (Status r = sched.Resume("radlads-coord run"); !r.ok()) return fail(r);
+  }
   WorkerIdentity local;
   local.info.id = "local";
   local.info.pid = ::getpid();

@@ -54,7 +54,8 @@ Result<RunDirectoryPlan> PlanRunDirectory(PlanInputs inputs, const PlanOptions& 
   return out;
 }
 
-Status WriteRunDirectory(const Plan& plan, const PlanInputs& inputs, const std::string& run_dir) {
+Status WriteRunDirectory(const Plan& plan, const PlanInputs& inputs, const std::string& run_dir,
+                         std::vector<std::string>* notes) {
   const RunLayout run{run_dir};
   RADLADS_RETURN_IF_ERROR(CheckRunFormat(run_dir));
   const std::string plan_path = run.Abs(RunLayout::PlanFile());
@@ -66,8 +67,19 @@ Status WriteRunDirectory(const Plan& plan, const PlanInputs& inputs, const std::
       return Status::FailedPrecondition(plan_path + " exists but is not valid JSON; move it away "
                                         "or use another run directory");
     }
-    const std::string diff = DescribePlanDifference(old_json, nlohmann::json::parse(text));
-    if (!diff.empty()) {
+    const nlohmann::json new_json = nlohmann::json::parse(text);
+    const std::string diff = DescribePlanDifference(old_json, new_json);
+    if (!diff.empty() && DescribeProtocolDifference(old_json, new_json).empty()) {
+      auto layout_of = [](const nlohmann::json& j) {
+        const nlohmann::json& l = j.value("layout", nlohmann::json::object());
+        return "tp " + std::to_string(l.value("tp", 0)) + " x pp " + std::to_string(l.value("pp", 0)) + " x dp " +
+               std::to_string(l.value("dp", 0)) + " on cluster " + j["inputs"].value("cluster", std::string("?"));
+      };
+      if (notes != nullptr) {
+        notes->push_back(run_dir + " was planned for " + layout_of(old_json) + "; it continues as " +
+                         layout_of(new_json) + " (the same conversion; checkpoints load into any layout)");
+      }
+    } else if (!diff.empty()) {
       return Status::FailedPrecondition(plan_path + " holds a different plan (" + diff +
                                         "); use a new run directory, or remove " + run_dir +
                                         " to re-plan from scratch");

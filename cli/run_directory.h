@@ -10,8 +10,9 @@
 // them: the command probes it (base/host_info.h) and the plan records it. On a later start:
 // - RUN/'s format must be this build's (contract/run_layout.h CheckRunFormat);
 // - the plan is rebuilt from the current inputs and the host memory recorded in RUN/plan.json,
-//   and must equal the recorded plan: another recipe, cluster, teacher or dataset is refused
-//   with the first difference (FailedPrecondition);
+//   and must equal the recorded plan: another recipe, teacher or dataset is refused with the
+//   first difference (FailedPrecondition); another layout on workers is accepted (see
+//   WriteRunDirectory);
 // - when this host's memory differs from the recorded one, the fit is checked again for this
 //   host: a plan that no longer fits is refused (InvalidArgument, exit 2) naming both hosts'
 //   memory and the shortfall; one that fits goes on, with a note saying so.
@@ -38,7 +39,11 @@ Result<RunDirectoryPlan> PlanRunDirectory(PlanInputs inputs, const PlanOptions& 
                                           std::optional<double> host_memory_gib);
 
 // Writes RUN/ as described above (idempotent for the same plan). FailedPrecondition when
-// RUN/plan.json holds another plan or RUN/ is of another format.
-Status WriteRunDirectory(const Plan& plan, const PlanInputs& inputs, const std::string& run_dir);
+// RUN/plan.json holds another plan or RUN/ is of another format. A plan that differs only in
+// its layout on workers (plan/plan_report.h DescribeProtocolDifference: another cluster or
+// --cluster, e.g. tp x pp x dp) replaces the recorded one, with a note in `notes` saying so:
+// the run resumes on the new layout from its checkpoints.
+Status WriteRunDirectory(const Plan& plan, const PlanInputs& inputs, const std::string& run_dir,
+                         std::vector<std::string>* notes = nullptr);
 
 }  // namespace radlads

@@ -166,7 +166,7 @@ Result<std::unique_ptr<RunSetup>> PrepareRunAsCoordinator(const std::string& con
   RADLADS_RETURN_IF_ERROR(CreateDirectories(layout.Abs(RunLayout::DataDir())));
   RADLADS_RETURN_IF_ERROR(WriteData(train_src, layout.Abs(RunLayout::TrainPrefix())));
   RADLADS_RETURN_IF_ERROR(WriteData(heldout_src, layout.Abs(RunLayout::HeldoutPrefix())));
-  RADLADS_RETURN_IF_ERROR(WriteRunDirectory(r->plan(), r->inputs, run_dir));
+  RADLADS_RETURN_IF_ERROR(WriteRunDirectory(r->plan(), r->inputs, run_dir, &r->planned.notes));
   const std::string started = layout.Abs(RunLayout::StartedAtFile());
   if (!PathExists(started)) RADLADS_RETURN_IF_ERROR(AtomicWriteFile(started, std::to_string(NowUnixMs()) + "\n"));
   r->started_unix_ms = NowUnixMs();

@@ -470,4 +470,38 @@ std::string DescribePlanDifference(const json& old_plan, const json& new_plan) {
   return Diff(old_plan, new_plan, "");
 }
 
+namespace {
+
+json WithoutLayout(json p) {
+  if (!p.is_object()) return p;
+  for (const char* k : {"layout", "memory", "estimate", "notes", "warnings"}) p.erase(k);
+  if (p.contains("inputs") && p["inputs"].is_object()) {
+    json& in = p["inputs"];
+    in.erase("cluster");
+    if (in.contains("files") && in["files"].is_array()) {
+      for (json& f : in["files"]) {
+        const std::string role = f.is_object() ? f.value("role", "") : "";
+        if (role == "cluster" || role == "run_config") {
+          f.erase("source");
+          f.erase("checksum");
+        }
+      }
+    }
+  }
+  for (const char* list : {"steps", "tasks"}) {
+    if (!p.contains(list) || !p[list].is_array()) continue;
+    for (json& e : p[list]) {
+      if (!e.is_object()) continue;
+      for (const char* k : {"micro_batch", "grad_accum", "workers", "est_seconds"}) e.erase(k);
+    }
+  }
+  return p;
+}
+
+}  // namespace
+
+std::string DescribeProtocolDifference(const json& old_plan, const json& new_plan) {
+  return Diff(WithoutLayout(old_plan), WithoutLayout(new_plan), "");
+}
+
 }  // namespace radlads

@@ -50,5 +50,11 @@ Result<std::optional<double>> ParsePlannedHostMemory(std::string_view json_text,
 
 // The first place two plan documents differ, as "layout.tp: 8 (old) vs 4 (new)"; "" if equal.
 std::string DescribePlanDifference(const nlohmann::json& old_plan, const nlohmann::json& new_plan);
+// The same, ignoring how the plan is laid out on workers: the cluster and run-config inputs,
+// the layout, memory, estimates, notes and warnings, the steps' micro-batches, gradient
+// accumulation and worker counts, the tasks' gang sizes and time estimates. "" when the two
+// plans are the same conversion (the same task graph, data and budgets) on other workers: a
+// run may resume on such a plan (docs/design.md §5).
+std::string DescribeProtocolDifference(const nlohmann::json& old_plan, const nlohmann::json& new_plan);
 
 }  // namespace radlads

@@ -56,6 +56,7 @@ constexpr EventKind KindFor() {
   else if constexpr (std::is_same_v<T, DrainCompleted>) return EventKind::kDrainCompleted;
   else if constexpr (std::is_same_v<T, RunResumed>) return EventKind::kRunResumed;
   else if constexpr (std::is_same_v<T, SegmentEvictable>) return EventKind::kSegmentEvictable;
+  else if constexpr (std::is_same_v<T, RunRelaid>) return EventKind::kRunRelaid;
   else {
     static_assert(std::is_same_v<T, SegmentEvicted>);
     return EventKind::kSegmentEvicted;
@@ -87,6 +88,7 @@ std::string_view EventKindName(EventKind kind) {
     case EventKind::kRunResumed: return "run_resumed";
     case EventKind::kSegmentEvictable: return "segment_evictable";
     case EventKind::kSegmentEvicted: return "segment_evicted";
+    case EventKind::kRunRelaid: return "run_relaid";
   }
   return "unknown";
 }
@@ -199,6 +201,7 @@ Status DecodeEvent(std::string_view value, std::string_view key, Event* out) {
     case EventKind::kRunResumed: DecodeAs<RunResumed>(in, &out->body); break;
     case EventKind::kSegmentEvictable: DecodeAs<SegmentEvictable>(in, &out->body); break;
     case EventKind::kSegmentEvicted: DecodeAs<SegmentEvicted>(in, &out->body); break;
+    case EventKind::kRunRelaid: DecodeAs<RunRelaid>(in, &out->body); break;
     default:
       return Status::Corruption(std::string(key) + ": unknown event kind " + std::to_string(kind));
   }
@@ -256,6 +259,9 @@ std::string DescribeEvent(const Event& e) {
         } else if constexpr (std::is_same_v<T, SegmentEvictable> ||
                              std::is_same_v<T, SegmentEvicted>) {
           out += " segment=" + num(b.segment) + " stage=" + num(b.stage);
+        } else if constexpr (std::is_same_v<T, RunRelaid>) {
+          out += " ttl_ms=" + num(b.lease_ttl_ms);
+          for (const GangSize& g : b.gangs) out += " " + g.task + "=" + num(g.workers);
         }
       },
       e.body);

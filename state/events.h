@@ -148,6 +148,17 @@ struct DrainCompleted {};
 struct RunResumed {
   std::string note;
 };
+// The run resumed with another execution layout (docs/design.md §5): its lease TTL, and the
+// gang sizes of tasks re-laid out on another tp x pp x dp (their next lease goes to a group of
+// that many ranks; never while such a task is leased). The task graph itself never changes.
+struct GangSize {
+  std::string task;
+  int workers = 1;
+};
+struct RunRelaid {
+  TimeMs lease_ttl_ms = 0;
+  std::vector<GangSize> gangs;
+};
 // Every task that reads cache(segment, stage) is done: its files may be deleted.
 struct SegmentEvictable {
   int segment = 0;
@@ -162,7 +173,7 @@ struct SegmentEvicted {
 using EventBody = std::variant<RunCreated, WorkerRegistered, WorkerLost, TaskReady, TaskLeased,
                                TaskProgress, CheckpointCommitted, TaskCompleted, LeaseEnded,
                                TaskFailed, RunFailed, RunCompleted, DrainRequested, DrainCompleted,
-                               RunResumed, SegmentEvictable, SegmentEvicted>;
+                               RunResumed, SegmentEvictable, SegmentEvicted, RunRelaid>;
 
 // Stable wire codes (docs/formats/state.md). Never renumber; append.
 enum class EventKind : std::uint8_t {
@@ -183,6 +194,7 @@ enum class EventKind : std::uint8_t {
   kRunResumed = 15,
   kSegmentEvictable = 16,
   kSegmentEvicted = 17,
+  kRunRelaid = 18,  // state format 2
 };
 
 struct Event {
@@ -299,6 +311,16 @@ template <class V>
 void VisitFields(V& v, SegmentEvicted& e) {
   v.Int("segment", e.segment);
   v.Int("stage", e.stage);
+}
+template <class V>
+void VisitFields(V& v, GangSize& e) {
+  v.Str("task", e.task, kMaxIdBytes);
+  v.Int("workers", e.workers);
+}
+template <class V>
+void VisitFields(V& v, RunRelaid& e) {
+  v.Int("lease_ttl_ms", e.lease_ttl_ms);
+  v.Recs("gangs", e.gangs, kMaxListItems);
 }
 
 }  // namespace radlads

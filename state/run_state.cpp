@@ -190,6 +190,7 @@ Status RunState::Apply(const Event& e, RowChanges* changes) {
         else if constexpr (std::is_same_v<T, RunResumed>) return ApplyRunResumed(e, b, c);
         else if constexpr (std::is_same_v<T, SegmentEvictable>)
           return ApplySegmentEvictable(e, b, c);
+        else if constexpr (std::is_same_v<T, RunRelaid>) return ApplyRunRelaid(e, b, c);
         else return ApplySegmentEvicted(e, b, c);
       },
       e.body);
@@ -627,6 +628,28 @@ Status RunState::ApplySegmentEvicted(const Event& e, const SegmentEvicted& b, Ro
   it->second.changed_ms = e.at_ms;
   ++metrics_.segments_evicted;
   c->segments.insert(it->first);
+  return Status::Ok();
+}
+
+Status RunState::ApplyRunRelaid(const Event& e, const RunRelaid& b, RowChanges* c) {
+  if (b.lease_ttl_ms <= 0) return Fail(e, "lease TTL " + std::to_string(b.lease_ttl_ms) + " ms");
+  for (const GangSize& g : b.gangs) {
+    const int i = TaskIndex(g.task);
+    if (i < 0) return Fail(e, "no task '" + g.task + "'");
+    const TaskRecord& t = tasks_[static_cast<std::size_t>(i)];
+    if (t.spec.type != TaskType::kDistill && t.spec.type != TaskType::kFinetune) {
+      return Fail(e, "task '" + g.task + "' is not a gang task");
+    }
+    if (t.state == TaskState::kLeased) return Fail(e, "task '" + g.task + "' is leased");
+    if (g.workers < 1) return Fail(e, "gang size " + std::to_string(g.workers));
+  }
+  config_.lease_ttl_ms = b.lease_ttl_ms;
+  for (const GangSize& g : b.gangs) {
+    const int i = TaskIndex(g.task);
+    tasks_[static_cast<std::size_t>(i)].spec.workers = g.workers;
+    c->tasks.insert(i);
+  }
+  c->plan = true;
   return Status::Ok();
 }
 

@@ -296,6 +296,7 @@ class RunState {
   Status ApplyRunResumed(const Event& e, const RunResumed& b, RowChanges* c);
   Status ApplySegmentEvictable(const Event& e, const SegmentEvictable& b, RowChanges* c);
   Status ApplySegmentEvicted(const Event& e, const SegmentEvicted& b, RowChanges* c);
+  Status ApplyRunRelaid(const Event& e, const RunRelaid& b, RowChanges* c);
 
   // Finds the lease and checks it belongs to `task`; Corruption otherwise.
   Status CheckLease(const Event& e, LeaseId lease, std::string_view task) const;

@@ -262,6 +262,28 @@ Status Scheduler::DoCreateRun(Txn& tx, const RunConfig& config, const std::vecto
     existing.reserve(s.tasks().size());
     for (const auto& t : s.tasks()) existing.push_back(t.spec);
     if (EncodedPlan(s.config(), existing) == EncodedPlan(config, tasks)) return Status::Ok();
+    // The same run re-laid out: the same tasks, only the lease TTL and gang sizes differ (a
+    // resume on other workers; the gangs' checkpoints load into any layout).
+    if (existing.size() == tasks.size()) {
+      RunConfig same_config = config;
+      same_config.lease_ttl_ms = s.config().lease_ttl_ms;
+      std::vector<TaskSpec> same_sizes = tasks;
+      RunRelaid relaid{config.lease_ttl_ms, {}};
+      for (std::size_t i = 0; i < tasks.size(); ++i) {
+        if (same_sizes[i].workers == existing[i].workers) continue;
+        same_sizes[i].workers = existing[i].workers;
+        const TaskRecord& t = s.tasks()[i];
+        if (t.state == TaskState::kLeased) {
+          return Status::FailedPrecondition("task '" + t.spec.id + "' is leased (by " + t.worker +
+                                            "); its gang size can change only between leases: resume first");
+        }
+        relaid.gangs.push_back({tasks[i].id, tasks[i].workers});
+      }
+      if (EncodedPlan(s.config(), existing) == EncodedPlan(same_config, same_sizes)) {
+        APPEND(tx, clock_->NowMs(), std::move(relaid));
+        return Status::Ok();
+      }
+    }
     return Status::FailedPrecondition("run '" + s.config().run_id +
                                       "' already exists in this state store with another plan");
   }

@@ -80,7 +80,9 @@ class Scheduler final : public CoordinatorPort {
   Scheduler(StateStore* store, const Clock* clock) : store_(store), clock_(clock) {}
 
   // Creates the run from the planner's tasks (plan order = lease priority) and marks the tasks
-  // without dependencies ready. FailedPrecondition if a different run already exists.
+  // without dependencies ready. On an existing run: nothing for the identical plan; a RunRelaid
+  // event when only the lease TTL and gang sizes differ (a resume on another layout; a resized
+  // task must not be leased: Resume first); FailedPrecondition for a different run.
   Status CreateRun(const RunConfig& config, const std::vector<TaskSpec>& tasks);
   // Coordinator (re)start on an existing run; see "Restart" above.
   Status Resume(std::string_view note);
