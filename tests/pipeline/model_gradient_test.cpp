@@ -32,6 +32,7 @@
 #include "pipeline/student_model.h"
 #include "pipeline/train_steps.h"
 #include "tests/kernels/ops_test_util.h"
+#include "tests/pipeline/model_test_util.h"
 #include "tests/pipeline/rwkv6_test_util.h"
 #include "tests/pipeline/rwkv7_test_util.h"
 
@@ -94,89 +95,16 @@ void PrintTo(const Case& c, std::ostream* os) { *os << CaseName(c); }
 // The teacher is tied (as Qwen2.5-0.5B), RAD-RWKV6 untied (as the tiny teacher), RAD-RWKV7 tied:
 // both head layouts are covered.
 Qwen2Config BaseConfig(bool tied) {
-  Qwen2Config c;
-  c.vocab_size = kVocab;
-  c.hidden_size = kC;
-  c.intermediate_size = kF;
-  c.num_hidden_layers = kLayers;
-  c.num_attention_heads = kH;
-  c.num_key_value_heads = kKv;
-  c.head_dim = kD;
-  c.max_position_embeddings = 64;
-  c.rms_norm_eps = 1e-6;
-  c.rope_theta = 10000.0;
-  c.tie_word_embeddings = tied;
-  return c;
+  return testing::SmallQwen2Config({kVocab, kC, kF, kH, kKv, kD, kLayers}, tied);
 }
 
-// The students with the recipes' defaults for their architecture (configs/recipe_types.cpp):
-// RAD-RWKV6 with tokenshift, a full-rank gate, balance_state, no RoPE; RAD-RWKV7 with RoPE, the
-// LoRA gate, balance_state. LoRA ranks small and distinct.
 StudentConfig StudentConfigFor(Arch arch) {
-  if (arch == Arch::kRwkv6) {
-    StudentConfig c = StudentConfig::Defaults(StudentArch::kRwkv6, BaseConfig(false));
-    c.use_tokenshift = true;
-    c.gate_rank_type = 1;
-    c.use_rope = false;
-    c.lora_rank_tokenshift = 3;
-    c.lora_rank_decay = 4;
-    c.lora_rank_gate = 5;
-    return c;
-  }
-  StudentConfig c = StudentConfig::Defaults(StudentArch::kRwkv7, BaseConfig(true));
-  c.use_rope = true;
-  c.gate_rank_type = 2;
-  c.lora_rank_decay = 4;
-  c.lora_rank_iclr = 3;
-  c.lora_rank_value_residual_mix = 5;
-  c.lora_rank_gate = 3;
-  return c;
+  return testing::SmallStudentConfig(arch == Arch::kRwkv6 ? StudentArch::kRwkv6 : StudentArch::kRwkv7,
+                                     BaseConfig(arch != Arch::kRwkv6));
 }
 
-bool EndsWith(const std::string& s, const std::string& suffix) { return s.ends_with(suffix); }
-
-// Fresh random values for the decoder's own tensors and the teacher's attention, at scales where
-// every path matters: unit-order activations, logits of std ~1.5 (softmax neither flat nor
-// one-hot), norm weights away from 1. Student mixers are left alone (their own helpers fill
-// them).
-void RandomizeDecoderParams(const Qwen2Config& cfg, ParamSet& params, testing::Rng& rng) {
-  const double C = static_cast<double>(cfg.hidden_size);
-  std::normal_distribution<double> nd(0.0, 1.0);
-  std::uniform_real_distribution<double> ud(0.5, 1.5);
-  for (Param* p : params.params()) {
-    const std::string& s = p->name;
-    float* v = p->value.f32();
-    const std::int64_t n = p->value.numel();
-    auto normal = [&](double std) {
-      for (std::int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(std * nd(rng));
-    };
-    if (s == "model.embed_tokens.weight" || s == "lm_head.weight") {
-      normal(1.5 / std::sqrt(C));  // also the head when tied; x_0 is normalised by the block
-    } else if (EndsWith(s, "norm.weight")) {
-      for (std::int64_t i = 0; i < n; ++i) v[i] = static_cast<float>(ud(rng));
-    } else if (EndsWith(s, "mlp.down_proj.weight")) {
-      normal(1.0 / std::sqrt(static_cast<double>(cfg.intermediate_size)));
-    } else if (EndsWith(s, "mlp.gate_proj.weight") || EndsWith(s, "mlp.up_proj.weight")) {
-      normal(1.0 / std::sqrt(C));
-    } else if (s.find(".self_attn.") == std::string::npos) {
-      ADD_FAILURE() << "no random scale for " << s;
-    }
-  }
-}
-
-void RandomizeTeacherAttention(const Qwen2Config& cfg, ParamSet& params, testing::Rng& rng) {
-  const double C = static_cast<double>(cfg.hidden_size);
-  std::normal_distribution<double> nd(0.0, 1.0);
-  for (Param* p : params.params()) {
-    const std::string& s = p->name;
-    if (s.find(".self_attn.") == std::string::npos) continue;
-    float* v = p->value.f32();
-    double std = 1.0 / std::sqrt(C);
-    if (EndsWith(s, ".bias")) std = 0.3;
-    else if (EndsWith(s, "o_proj.weight")) std = 1.0 / std::sqrt(static_cast<double>(cfg.q_dim()));
-    for (std::int64_t i = 0; i < p->value.numel(); ++i) v[i] = static_cast<float>(std * nd(rng));
-  }
-}
+using testing::RandomizeDecoderParams;
+using testing::RandomizeTeacherAttention;
 
 // A model under test: its parameters (all trainable unless `frozen`) and the production
 // DecoderModel built over them.
@@ -266,8 +194,8 @@ std::vector<std::int64_t> EntriesToCheck(std::int64_t n, testing::Rng& rng) {
 // 0's own value) and, with balance_state, k_k and k_a (kappa = k / |k|, k~ = k (1 - w + a)).
 bool CannotInfluenceLoss(const Model& m, const std::string& name) {
   if (m.arch != Arch::kRwkv7) return false;
-  if (EndsWith(name, ".self_attn.r_k")) return true;
-  const bool kk_ka = EndsWith(name, ".self_attn.k_k") || EndsWith(name, ".self_attn.k_a");
+  if (name.ends_with(".self_attn.r_k")) return true;
+  const bool kk_ka = name.ends_with(".self_attn.k_k") || name.ends_with(".self_attn.k_a");
   if (m.student.balance_state && kk_ka) return true;
   const std::string l0 = Rwkv7MixerPrefix(0);
   return name == l0 + "v0" || name == l0 + "v1" || name == l0 + "v2";
