@@ -109,6 +109,7 @@ int main(int argc, char** argv) {
   hooks.set_env(&env);
   ExecutorOptions eo;
   eo.identities = ids;
+  eo.signal_drains_run = false;  // a signal to this job stops its workers, not the run
   log::Info("rank " + std::to_string(rank) + " of " + std::to_string(me.world_size) + " on " + me.host + ": " +
             std::to_string(threads) + " threads" + (gang ? ", gang rank (tp " + std::to_string(gang->tp_rank) +
                                                             ", pp " + std::to_string(gang->pp_rank) + ", dp " +

@@ -14,8 +14,8 @@ bool LeaseGone(const Status& s) { return s.code() == Status::Code::kFailedPrecon
 // Progress and commits of one leased task, through the port.
 class PortReporter final : public TaskReporter {
  public:
-  PortReporter(CoordinatorPort& port, ExecutorHooks& hooks, const LeaseGrant& grant)
-      : port_(port), hooks_(hooks), grant_(grant) {}
+  PortReporter(CoordinatorPort& port, ExecutorHooks& hooks, const LeaseGrant& grant, bool signal_drains_run)
+      : port_(port), hooks_(hooks), grant_(grant), signal_drains_run_(signal_drains_run) {}
 
   bool Heartbeat(const Progress& p) override {
     hooks_.OnProgress(grant_.task, p);
@@ -29,12 +29,14 @@ class PortReporter final : public TaskReporter {
       }
       return true;
     }
-    if (hooks_.DrainRequested() && !drain_sent_) {
-      drain_sent_ = true;
-      (void)port_.Drain("a stop signal reached worker");
+    if (hooks_.DrainRequested()) {
+      if (signal_drains_run_ && !drain_sent_) {
+        drain_sent_ = true;
+        (void)port_.Drain("a stop signal reached worker");
+      }
       return true;
     }
-    return r->stop || drain_sent_;
+    return r->stop;
   }
 
   Status Commit(const CheckpointRecord& c) override {
@@ -50,6 +52,7 @@ class PortReporter final : public TaskReporter {
   CoordinatorPort& port_;
   ExecutorHooks& hooks_;
   const LeaseGrant& grant_;
+  bool signal_drains_run_;
   bool lost_ = false;
   bool drain_sent_ = false;
 };
@@ -82,9 +85,15 @@ Result<ExecutorExit> RunWorkerLoop(CoordinatorPort& port, TaskEnv& env, const Ex
   for (const WorkerIdentity& id : options.identities) RADLADS_RETURN_IF_ERROR(port.RegisterWorker(id.info));
   bool drain_asked = false;
   for (;;) {
-    if (hooks.DrainRequested() && !drain_asked) {
-      drain_asked = true;
-      (void)port.Drain("a stop signal reached worker " + options.identities[0].info.id);
+    if (hooks.DrainRequested()) {
+      if (!options.signal_drains_run) {
+        log::Info(options.identities[0].info.id + ": stop signal: leaving the run");
+        return ExecutorExit::kDrained;
+      }
+      if (!drain_asked) {
+        drain_asked = true;
+        (void)port.Drain("a stop signal reached worker " + options.identities[0].info.id);
+      }
     }
     hooks.BeforeLease();
     bool idle = true;
@@ -108,7 +117,7 @@ Result<ExecutorExit> RunWorkerLoop(CoordinatorPort& port, TaskEnv& env, const Ex
 
       const LeaseGrant& grant = *reply->grant;
       hooks.OnStart(grant.task);
-      PortReporter reporter(port, hooks, grant);
+      PortReporter reporter(port, hooks, grant, options.signal_drains_run);
       Result<TaskResult> result = k == 0 ? RunTask(env, grant, reporter) : hooks.RunGang(env, grant, reporter);
       if (reporter.lost()) continue;  // the coordinator gave the task to someone else
       if (!result.ok()) {

@@ -15,8 +15,12 @@
 // - A task that fails is reported with Fail(retryable) and the loop goes on (the scheduler's
 //   retry limit decides), unless ExecutorOptions::stop_on_task_error.
 // - A drain (DrainRequested hook, or a heartbeat answer saying stop) makes the running task
-//   checkpoint at its next step boundary and Release; the loop ends when the coordinator says
-//   the run is draining.
+//   checkpoint at its next step boundary and Release. A heartbeat's stop: the loop ends when
+//   the coordinator says the run is draining. A local stop signal (DrainRequested) with
+//   ExecutorOptions::signal_drains_run (the in-process worker of `run`: the process's signal
+//   is the run's) asks the coordinator to drain the whole run; without it (a worker process)
+//   only this worker stops: it releases its task and the loop ends (kDrained) while the run
+//   goes on with the other workers.
 // Thread-safety: one loop per thread; the hooks run on it.
 #pragma once
 
@@ -40,6 +44,7 @@ struct ExecutorOptions {
   std::vector<WorkerIdentity> identities;  // [0]: the single worker; [1]: a gang leader (optional)
   std::int64_t idle_poll_ms = 200;         // after "no work": wait this long before asking again
   bool stop_on_task_error = false;         // true: a failing task fails for good and ends the loop
+  bool signal_drains_run = true;           // see the header comment
 };
 
 enum class ExecutorExit {
@@ -52,7 +57,7 @@ class ExecutorHooks {
   virtual ~ExecutorHooks() = default;
   // Before each lease request (the in-process run expires leases here).
   virtual void BeforeLease() {}
-  // A stop signal arrived: the loop asks the coordinator to drain.
+  // A stop signal arrived (see ExecutorOptions::signal_drains_run).
   virtual bool DrainRequested() { return false; }
   virtual void OnStart(const TaskSpec&) {}
   virtual void OnProgress(const TaskSpec&, const Progress&) {}
