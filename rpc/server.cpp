@@ -189,6 +189,8 @@ struct Server::Impl {
   bool expire_running = false;
   SteadyClock::time_point next_expire{};
   std::optional<SteadyClock::time_point> run_over_since;
+  std::set<std::string> told_to_stop;  // workers whose lease was answered kRunOver or kDraining
+  std::optional<SteadyClock::time_point> drained_since;
   bool ran = false;
 
   mutable std::mutex metrics_mu;
@@ -373,11 +375,16 @@ class Server::Impl::Connection : public std::enable_shared_from_this<Connection>
   // ---- dispatch ----
   // Completion of an Async scheduler call, on the committer (or calling) thread: post it back.
   template <typename T>
-  std::function<void(Result<T>)> AsyncDone(std::uint64_t seq) {
+  std::function<void(Result<T>)> AsyncDone(std::uint64_t seq, std::string worker = {}) {
     srv_->BeginOp();
-    return [self = shared_from_this(), seq](Result<T> r) {
+    return [self = shared_from_this(), seq, worker = std::move(worker)](Result<T> r) {
+      bool run_over = false;  // a lease answered "the run is over" or "draining": this worker knows
+      if constexpr (std::is_same_v<T, LeaseReply>) {
+        run_over = r.ok() && (r->outcome == LeaseOutcome::kRunOver || r->outcome == LeaseOutcome::kDraining);
+      }
       Reply reply = ToReply(std::move(r));
-      asio::post(self->srv_->io, [self, seq, reply = std::move(reply)]() mutable {
+      asio::post(self->srv_->io, [self, seq, run_over, worker, reply = std::move(reply)]() mutable {
+        if (run_over) self->srv_->told_to_stop.insert(worker);
         self->srv_->EndOp();
         self->srv_->AfterOp(reply.status);
         self->OnReplyReady(seq, std::move(reply));
@@ -411,7 +418,7 @@ class Server::Impl::Connection : public std::enable_shared_from_this<Connection>
     } else if (auto* r = std::get_if<protocol::CommitRequest>(&req)) {
       sched->CommitCheckpointAsync(r->lease, r->checkpoint, AsyncDone<CommitReply>(seq));
     } else if (auto* r = std::get_if<protocol::LeaseRequest>(&req)) {
-      sched->LeaseAsync(r->worker, Capabilities{r->task_types}, AsyncDone<LeaseReply>(seq));
+      sched->LeaseAsync(r->worker, Capabilities{r->task_types}, AsyncDone<LeaseReply>(seq, r->worker));
     } else if (auto* r = std::get_if<protocol::CompleteRequest>(&req)) {
       sched->CompleteAsync(r->lease, r->final_record, AsyncDone<CommitReply>(seq));
     } else if (auto* r = std::get_if<protocol::RegisterWorkerRequest>(&req)) {
@@ -711,7 +718,29 @@ void Server::Impl::CheckPhase() {
     return;
   }
   const RunPhase phase = store->Read([](const RunState& s) { return s.phase(); });
+  // Every worker process still registered has heard that it must stop (on any of its
+  // identities: a gang leader registers two): nobody is left to tell.
+  auto all_told = [&] {
+    return store->Read([this](const RunState& s) {
+      std::set<std::pair<std::string, std::int64_t>> told;  // (host, pid)
+      for (const std::string& id : told_to_stop) {
+        auto it = s.workers().find(id);
+        if (it != s.workers().end()) told.insert({it->second.info.host, it->second.info.pid});
+      }
+      for (const auto& [id, w] : s.workers()) {
+        if (w.state != WorkerState::kLost && told.count({w.info.host, w.info.pid}) == 0) return false;
+      }
+      return true;
+    });
+  };
   if (phase == RunPhase::kDrained) {
+    // The workers learn it from their next lease (they poll while idle); then exit for requeue.
+    const auto now = SteadyClock::now();
+    if (!drained_since) drained_since = now;
+    if (!all_told() && opt.exit_after_run_over_ms >= 0 &&
+        now - *drained_since < std::chrono::milliseconds(opt.exit_after_run_over_ms)) {
+      return;
+    }
     log::Info("coordinator: drain complete (no lease outstanding); exiting with code " +
               std::to_string(kExitRequeue) + " for requeue");
     BeginExit(kExitRequeue, "drained");
@@ -724,6 +753,10 @@ void Server::Impl::CheckPhase() {
       return;
     }
     if (opt.exit_after_run_over_ms < 0) return;
+    if (all_told()) {
+      BeginExit(code, "run over; every worker told");
+      return;
+    }
     const auto now = SteadyClock::now();
     if (!run_over_since) {
       run_over_since = now;

@@ -24,12 +24,15 @@
 // Drain (signals are handled only when ServerOptions::handle_signals): SIGTERM or SIGUSR1, or an
 // authenticated Drain request, calls Scheduler::Drain. Leases are no longer granted and every
 // heartbeat reply says stop; workers commit their checkpoint and Release. When no lease is
-// outstanding (phase drained) the server stops, waits for every in-flight store write, and Run()
-// returns kExitRequeue (3). A second SIGTERM/SIGUSR1 during the drain stops at once: Run()
+// outstanding (phase drained) and every worker process still registered has been told (a lease
+// answered kDraining; exit_after_run_over_ms at most), the server stops, waits for every
+// in-flight store write, and Run() returns kExitRequeue (3). A second SIGTERM/SIGUSR1 during the drain stops at once: Run()
 // returns kExitRequeue without waiting for workers; their leases stay outstanding in the state
 // and the next coordinator's Scheduler::Resume ends them without counting a failure.
 // When the run reaches a terminal phase (completed or failed) the server keeps answering (workers
-// learn kRunOver) for exit_after_run_over_ms, then Run() returns 0 (completed) or 1 (failed).
+// learn kRunOver) until every worker process still registered has been told (a lease answered
+// kRunOver, on any of its identities) or for exit_after_run_over_ms at most, then Run() returns 0 (completed) or 1
+// (failed).
 // A store write error (the store is poisoned) makes Run() return 1 at once.
 //
 // Thread-safety: Start, Run and the destructor from one thread; RequestDrain, Shutdown,

@@ -865,9 +865,13 @@ TEST_F(ServeProcess, SigtermDrainsWorkersThenExitsWithTheRequeueCode) {
   ASSERT_EQ(::kill(pid_, SIGTERM), 0);
   WaitForStop(*c, g.lease);
   ASSERT_FALSE(HasFatalFailure());
-  // The worker checkpoints at its step boundary and releases; the server then exits by itself.
+  // The worker checkpoints at its step boundary and releases.
   ASSERT_TRUE(c->CommitCheckpoint(g.lease, Ckpt(g.task.id, 1, g.task.tokens)).ok());
   ASSERT_TRUE(c->Release(g.lease, "drain").ok());
+  // Its next lease says the run is draining; every worker told, the server exits by itself.
+  auto after = c->Lease("w0");
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->outcome, LeaseOutcome::kDraining);
   EXPECT_EQ(WaitExit(10'000), kExitRequeue) << Log();
   EXPECT_FALSE(PathExists(CoordinatorAddressPath(dir_.path())));
 
@@ -896,6 +900,18 @@ TEST_F(ServeProcess, SigtermDrainsWorkersThenExitsWithTheRequeueCode) {
   EXPECT_EQ(l2->grant->resume_from->record.step, 1);
   ASSERT_TRUE(c2->Release(l2->grant->lease, "test done").ok());
   ASSERT_EQ(::kill(pid_, SIGUSR1), 0);  // nothing outstanding: drained at once
+  // The worker hears it on its next lease; then nobody is left to tell.
+  const std::int64_t deadline = Now() + 5'000;
+  for (;;) {
+    auto r = c2->Lease("w0");
+    ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << Log();
+    if (r->outcome == LeaseOutcome::kDraining) break;
+    if (r->grant.has_value()) {  // asked before the signal took effect: give it back
+      ASSERT_TRUE(c2->Release(r->grant->lease, "test done").ok());
+    }
+    ASSERT_LT(Now(), deadline) << "no drain in lease replies:\n" << Log();
+    SleepMs(20);
+  }
   EXPECT_EQ(WaitExit(10'000), kExitRequeue) << Log();
 }
 
