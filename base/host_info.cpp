@@ -15,4 +15,18 @@ std::optional<double> HostMemoryGib() {
   return std::nullopt;
 }
 
+std::optional<std::int64_t> PeakRssBytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return static_cast<std::int64_t>(std::stoll(line.substr(6))) * 1024;
+  }
+  return std::nullopt;
+}
+
+void ResetPeakRss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+}
+
 }  // namespace radlads

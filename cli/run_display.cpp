@@ -119,6 +119,8 @@ void RunDisplay::OnComplete(const TaskSpec& task, const FinalRecord& final) {
   Phase& ph = phases_[PhaseKey(task.type)];
   ph.done = task.type == TaskType::kEval ? ph.total : ph.done + TaskSize(task);
   ph.last_metrics = final.metrics;
+  const double rss = Get(final.metrics, "peak_rss_mib", 0.0);
+  if (rss > ph.peak_rss_mib) ph.peak_rss_mib = rss;
   if (bar_) bar_->Update(ph.done, ph.last_suffix);
 }
 
@@ -154,6 +156,23 @@ std::string RunDisplay::Summary(const EvalReport& r, const RunSettings& settings
     std::snprintf(b, sizeof(b), "%-18s %-20s %s", ph.label.c_str(), tokens.c_str(), dur(ph.seconds).c_str());
     line(b);
   }
+  // Memory per worker process: the measured peak of each phase's tasks beside the plan's
+  // estimate of what such a task needs itself (the process also holds the teacher and the data).
+  std::string mem;
+  for (const auto& [key, ph] : phases_) {
+    if (ph.peak_rss_mib <= 0) continue;
+    double planned = 0;
+    for (const MemoryBreakdown& m : plan_.memory) {
+      const std::string kind = m.what.substr(0, m.what.find(' '));  // cache, align, distill, finetune
+      const bool step1 = ph.label == "step 1 align" && (kind == "cache" || kind == "align");
+      if (step1 || ph.label == "step 2 " + kind || ph.label == "step 3 " + kind) {
+        planned = std::max(planned, m.total_bytes / (1024.0 * 1024.0));
+      }
+    }
+    mem += std::string(mem.empty() ? "" : ", ") + ph.label + " " + Fmt("%.0f", ph.peak_rss_mib) +
+           (planned > 0 ? " (" + Fmt("%.0f", planned) + ")" : "");
+  }
+  if (!mem.empty()) line("peak memory of a worker process, MiB (plan's estimate for the task): " + mem);
   if (!align_loss_.empty()) {
     std::string s = "step-1 L2 at the end, per layer:";
     for (const auto& [l, v] : align_loss_) s += " L" + std::to_string(l) + " " + Fmt("%.4f", v);

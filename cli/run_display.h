@@ -43,6 +43,7 @@ class RunDisplay {
     double seconds = 0.0;        // wall time spent in this process
     std::string last_suffix;
     std::vector<NamedValue> last_metrics;
+    double peak_rss_mib = 0.0;  // the largest measured over the phase's tasks (0: none)
   };
   static std::string PhaseKey(TaskType t);  // sorts in protocol order
   std::uint64_t TaskSize(const TaskSpec& t) const;

@@ -1,8 +1,12 @@
 #include "worker/task_env.h"
 
+#include "base/host_info.h"
+
 namespace radlads {
 
-Result<TaskResult> RunTask(TaskEnv& env, const LeaseGrant& grant, TaskReporter& reporter) {
+namespace {
+
+Result<TaskResult> Dispatch(TaskEnv& env, const LeaseGrant& grant, TaskReporter& reporter) {
   switch (grant.task.type) {
     case TaskType::kTransfer: return RunTransferTask(env, grant, reporter);
     case TaskType::kCache: return RunCacheTask(env, grant, reporter);
@@ -13,6 +17,21 @@ Result<TaskResult> RunTask(TaskEnv& env, const LeaseGrant& grant, TaskReporter& 
     case TaskType::kEval: return RunEvalTask(env, grant, reporter);
   }
   return Status::Internal("unknown task type");
+}
+
+}  // namespace
+
+double PeakRssMib() { return static_cast<double>(PeakRssBytes().value_or(0)) / (1024.0 * 1024.0); }
+
+Result<TaskResult> RunTask(TaskEnv& env, const LeaseGrant& grant, TaskReporter& reporter) {
+  ResetPeakRss();
+  Result<TaskResult> r = Dispatch(env, grant, reporter);
+  // The process's peak while it ran this task (gang tasks report the maximum over their ranks).
+  const bool gang = grant.task.type == TaskType::kDistill || grant.task.type == TaskType::kFinetune;
+  if (r.ok() && r->outcome == TaskOutcome::kCompleted && !gang) {
+    r->final.metrics.push_back({"peak_rss_mib", PeakRssMib()});
+  }
+  return r;
 }
 
 Result<const CommittedCheckpoint*> DependencyRecord(const LeaseGrant& grant, const std::string& dep_id) {

@@ -80,6 +80,9 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
 Result<TaskResult> RunExportTask(TaskEnv& env, const LeaseGrant& grant, TaskReporter& reporter);
 Result<TaskResult> RunEvalTask(TaskEnv& env, const LeaseGrant& grant, TaskReporter& reporter);
 
+// This process's peak resident set since the current task started, MiB (RunTask resets it).
+double PeakRssMib();
+
 // The committed final record of dependency `dep_id` in the grant; NotFound naming the task.
 Result<const CommittedCheckpoint*> DependencyRecord(const LeaseGrant& grant, const std::string& dep_id);
 

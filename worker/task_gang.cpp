@@ -242,6 +242,9 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
   if (distill) res.final.metrics = {{"kl", kl}, {"top1", top1}, {"ce", ce}};
   else res.final.metrics = {{"ce", ce}};
   res.final.metrics.push_back({"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+  double rss = PeakRssMib();  // the largest rank's
+  if (gang != nullptr) gang->all->AllReduceMax(&rss, 1);
+  res.final.metrics.push_back({"peak_rss_mib", rss});
   return res;
 }
 
