@@ -80,8 +80,22 @@ Result<FileRecord> SaveTrainingCheckpoint(const std::string& run_dir, const std:
   meta["sample_cursor"] = std::to_string(state.sample_cursor);
   const std::string path = JoinPath(run_dir, rel_path);
   RADLADS_RETURN_IF_ERROR(CreateDirectories(DirName(path)));
-  RADLADS_RETURN_IF_ERROR(WriteSafetensors(path, tensors, meta));
-  return RecordFile(run_dir, rel_path);
+  RADLADS_RETURN_IF_ERROR(ValidateSafetensorsTensors(tensors, meta).WithContext(path));
+  // The record's checksum is taken from the bytes as they are written (one pass over them, not
+  // a second read after the fsync: bench/README.md "Checkpoint writes").
+  Checksum64Stream sum;
+  FileRecord r;
+  r.path = rel_path;
+  RADLADS_RETURN_IF_ERROR(AtomicWriteFileWith(path, [&](const WriteFn& write) {
+    const WriteFn counted = [&](std::span<const std::byte> bytes) {
+      sum.Update(bytes);
+      r.bytes += static_cast<std::int64_t>(bytes.size());
+      return write(bytes);
+    };
+    return WriteSafetensorsTo(counted, tensors, meta).WithContext(path);
+  }));
+  r.checksum = FormatChecksum(sum.Digest());
+  return r;
 }
 
 namespace {
