@@ -60,10 +60,12 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--workers", run.workers,
                       "Worker ranks: with N > 1 this process serves the run and starts "
                       "`mpirun -np N radlads-worker RUN` (default: the cluster's worker count)");
-  run_cmd->add_option("--cluster", run.cluster, "Cluster layout name or path, replacing the run config's");
+  run_cmd->add_option("--cluster", run.cluster,
+                      "Cluster layout name or path, replacing the run config's; on an existing run directory "
+                      "it re-lays the run out (another dp, or tp where the heads divide) from its checkpoints");
   run_cmd->add_option("--lease-ttl-ms", run.lease_ttl_ms,
-                      "Lease deadline after each heartbeat, for a new run (default: 60 s with workers, "
-                      "30 min in one process)");
+                      "Lease deadline after each heartbeat; a resumed run takes the new value "
+                      "(default: 60 s with workers, 30 min in one process)");
   run_cmd->add_option("--max-worker-restarts", run.max_worker_restarts,
                       "Times the worker job is started again after it ends while the run has work")
       ->capture_default_str();
