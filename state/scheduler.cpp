@@ -83,10 +83,7 @@ bool SameValues(const std::vector<NamedValue>& a, const std::vector<NamedValue>&
   return true;
 }
 
-bool SameInfo(const WorkerInfo& a, const WorkerInfo& b) {
-  return a.id == b.id && a.host == b.host && a.pid == b.pid && a.group_size == b.group_size &&
-         a.members == b.members && a.capabilities == b.capabilities;
-}
+bool SameInfo(const WorkerInfo& a, const WorkerInfo& b) { return a == b; }
 
 std::string EncodedPlan(const RunConfig& c, const std::vector<TaskSpec>& tasks) {
   codec::VarintOut w;
@@ -273,6 +270,11 @@ Status Scheduler::DoCreateRun(Txn& tx, const RunConfig& config, const std::vecto
         if (same_sizes[i].workers == existing[i].workers) continue;
         same_sizes[i].workers = existing[i].workers;
         const TaskRecord& t = s.tasks()[i];
+        if (t.spec.type != TaskType::kDistill && t.spec.type != TaskType::kFinetune) {
+          return Status::FailedPrecondition("task '" + t.spec.id + "' would run on " +
+                                            std::to_string(tasks[i].workers) + " workers, but only a gang "
+                                            "task (distill, finetune) changes size with the layout");
+        }
         if (t.state == TaskState::kLeased) {
           return Status::FailedPrecondition("task '" + t.spec.id + "' is leased (by " + t.worker +
                                             "); its gang size can change only between leases: resume first");

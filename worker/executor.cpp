@@ -73,7 +73,8 @@ Status CarryOutEvictions(CoordinatorPort& port, const std::string& run_dir,
       RADLADS_RETURN_IF_ERROR(RemoveFile(path));
     }
     Status st = port.EvictSegment(e.segment, e.stage);
-    // Another worker may have reported it first, or the run moved on: either way it is gone.
+    // Reported twice (a retried call, another worker): OK. FailedPrecondition means the segment
+    // is not evictable (yet); the files are gone either way, and the scheduler decides again.
     if (!st.ok() && st.code() != Status::Code::kFailedPrecondition) return st;
   }
   return Status::Ok();
