@@ -25,6 +25,12 @@ class CoordinatorPort {
   virtual Result<HeartbeatReply> Heartbeat(LeaseId lease, const Progress& progress) = 0;
   virtual Result<CommitReply> CommitCheckpoint(LeaseId lease, const CheckpointRecord& checkpoint) = 0;
   virtual Result<CommitReply> Complete(LeaseId lease, const FinalRecord& final_record) = 0;
+  // Layer affinity (step 1): completes the lease's align(l, s) with its state held in this
+  // worker's memory (`final_record` without files) and leases align(l, s + 1) to the same
+  // worker, in one transition. Granted: the next task; no_work: it cannot continue now (not an
+  // align task, its last segment, the next cache segment not resident, a drain): complete
+  // durably instead. The held state becomes durable with the chain's next commit.
+  virtual Result<LeaseReply> CompleteAndContinue(LeaseId lease, const FinalRecord& final_record) = 0;
   virtual Status Fail(LeaseId lease, std::string_view reason, bool retryable) = 0;
   virtual Status Release(LeaseId lease, std::string_view reason) = 0;
   virtual Status Drain(std::string_view reason) = 0;

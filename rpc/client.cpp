@@ -441,6 +441,10 @@ Status Client::Release(LeaseId lease, std::string_view reason) {
 Status Client::Drain(std::string_view reason) {
   return StatusOf(Call(protocol::DrainRequest{std::string(reason)}));
 }
+Result<LeaseReply> Client::CompleteAndContinue(LeaseId lease, const FinalRecord& final_record) {
+  return BodyAs<LeaseReply>(Call(protocol::CompleteAndContinueRequest{lease, final_record}));
+}
+
 Status Client::EvictSegment(int segment, int stage) {
   return StatusOf(Call(protocol::EvictSegmentRequest{segment, stage}));
 }

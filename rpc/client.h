@@ -70,6 +70,7 @@ class Client final : public CoordinatorPort {
   Result<HeartbeatReply> Heartbeat(LeaseId lease, const Progress& progress) override;
   Result<CommitReply> CommitCheckpoint(LeaseId lease, const CheckpointRecord& checkpoint) override;
   Result<CommitReply> Complete(LeaseId lease, const FinalRecord& final_record) override;
+  Result<LeaseReply> CompleteAndContinue(LeaseId lease, const FinalRecord& final_record) override;
   Status Fail(LeaseId lease, std::string_view reason, bool retryable) override;
   Status Fail(LeaseId lease, std::string_view reason) { return Fail(lease, reason, true); }
   Status Release(LeaseId lease, std::string_view reason) override;

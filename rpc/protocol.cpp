@@ -22,7 +22,8 @@ namespace {
 constexpr MsgType kRequestTypes[] = {
     MsgType::kRegisterWorker, MsgType::kLease,   MsgType::kHeartbeat,    MsgType::kCommitCheckpoint,
     MsgType::kComplete,       MsgType::kFail,    MsgType::kRelease,      MsgType::kDrain,
-    MsgType::kExpireLeases,   MsgType::kGetStatus, MsgType::kBye,          MsgType::kEvictSegment};
+    MsgType::kExpireLeases,   MsgType::kGetStatus, MsgType::kBye,          MsgType::kEvictSegment,
+    MsgType::kCompleteAndContinue};
 static_assert(std::size(kRequestTypes) == std::variant_size_v<Request>);
 
 template <std::size_t I = 0>
@@ -37,7 +38,8 @@ Request RequestOfIndex(std::size_t index) {
 
 std::size_t ReplyIndexFor(MsgType request) {
   switch (request) {
-    case MsgType::kLease: return 1;
+    case MsgType::kLease:
+    case MsgType::kCompleteAndContinue: return 1;
     case MsgType::kHeartbeat: return 2;
     case MsgType::kCommitCheckpoint:
     case MsgType::kComplete: return 3;
@@ -130,6 +132,7 @@ std::string MsgTypeName(std::uint8_t type) {
     case MsgType::kGetStatus: name = "get_status"; break;
     case MsgType::kBye: name = "bye"; break;
     case MsgType::kEvictSegment: name = "evict_segment"; break;
+    case MsgType::kCompleteAndContinue: name = "complete_and_continue"; break;
     default: {
       static constexpr char kHex[] = "0123456789abcdef";
       return std::string("unknown(0x") + kHex[type >> 4] + kHex[type & 15] + ")";

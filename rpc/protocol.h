@@ -92,11 +92,12 @@ enum class MsgType : std::uint8_t {
   kExpireLeases = 24,
   kGetStatus = 25,
   kBye = 26,
-  kEvictSegment = 27,  // since version 2
+  kEvictSegment = 27,         // since version 2
+  kCompleteAndContinue = 28,  // since version 2
 };
 inline constexpr std::uint8_t kReplyBit = 0x80;
 inline constexpr std::uint8_t kFirstRequestType = 16;
-inline constexpr std::uint8_t kLastRequestType = 27;
+inline constexpr std::uint8_t kLastRequestType = 28;
 
 bool IsRequestType(std::uint8_t type);
 // "lease", "lease_reply", "challenge", ..., or "unknown(0x7f)".
@@ -287,9 +288,21 @@ void VisitFields(V& v, EvictSegmentRequest& r) {
   v.Int("stage", r.stage);
 }
 
+// CompleteAndContinue carries the same fields as Complete.
+struct CompleteAndContinueRequest {
+  LeaseId lease = 0;
+  FinalRecord final_record;
+};
+template <class V>
+void VisitFields(V& v, CompleteAndContinueRequest& r) {
+  v.Int("lease", r.lease);
+  v.Rec("final", r.final_record);
+}
+
 using Request = std::variant<RegisterWorkerRequest, LeaseRequest, HeartbeatRequest, CommitRequest,
                              CompleteRequest, FailRequest, ReleaseRequest, DrainRequest,
-                             ExpireLeasesRequest, GetStatusRequest, ByeRequest, EvictSegmentRequest>;
+                             ExpireLeasesRequest, GetStatusRequest, ByeRequest, EvictSegmentRequest,
+                             CompleteAndContinueRequest>;
 
 MsgType TypeOf(const Request& r);
 // `version`: the protocol version of the layout (the current one on the wire; older ones for
@@ -317,7 +330,8 @@ using ReplyBody =
 
 // A reply: the operation's Status (a scheduler error such as FailedPrecondition travels here; it
 // is not a protocol violation) and, when OK, the body of the request's kind:
-//   RegisterWorker, Fail, Release, Drain, Bye -> EmptyReply;  Lease -> LeaseReply;
+//   RegisterWorker, Fail, Release, Drain, Bye, EvictSegment -> EmptyReply;
+//   Lease, CompleteAndContinue -> LeaseReply;
 //   Heartbeat -> HeartbeatReply;  CommitCheckpoint, Complete -> CommitReply;
 //   ExpireLeases -> ExpireReply;  GetStatus -> StatusReply.
 struct Reply {

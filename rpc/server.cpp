@@ -441,6 +441,10 @@ class Server::Impl::Connection : public std::enable_shared_from_this<Connection>
             }
             srv->CheckPhase();
           });
+    } else if (auto* r = std::get_if<protocol::CompleteAndContinueRequest>(&req)) {
+      Blocking(seq, [sched, r = std::move(*r)] {
+        return ToReply(sched->CompleteAndContinue(r.lease, r.final_record));
+      });
     } else if (auto* r = std::get_if<protocol::EvictSegmentRequest>(&req)) {
       Blocking(seq, [sched, r = *r] { return ToReply(sched->EvictSegment(r.segment, r.stage)); });
     } else if (std::holds_alternative<protocol::ExpireLeasesRequest>(req)) {

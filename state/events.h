@@ -102,6 +102,10 @@ struct TaskCompleted {
   LeaseId lease = 0;
   FinalRecord final_record;
   std::int64_t tokens_credited = 0;
+  // Layer affinity (Scheduler::CompleteAndContinue; state format 2): an align task completed
+  // with its state held in the worker's memory, no files, nothing credited; the same layer's
+  // next segment is leased to the same worker in the same transition.
+  bool held = false;
 };
 enum class LeaseEndCause : std::uint8_t {
   kExpired = 0,            // no heartbeat before the deadline        (counts as a failure)
@@ -279,6 +283,7 @@ void VisitFields(V& v, TaskCompleted& e) {
   v.Int("lease", e.lease);
   v.Rec("final_record", e.final_record);
   v.Int("tokens_credited", e.tokens_credited);
+  if (v.Since(2)) v.Flag("held", e.held);
 }
 template <class V>
 void VisitFields(V& v, LeaseEnded& e) {

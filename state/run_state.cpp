@@ -125,6 +125,38 @@ int RunState::TaskOfCommittingLease(LeaseId lease) const {
   return it == committing_leases_.end() ? -1 : it->second;
 }
 
+int RunState::PreviousSegment(int index) const {
+  const TaskSpec& s = tasks_[static_cast<std::size_t>(index)].spec;
+  if (s.type != TaskType::kAlign || s.segment == 0) return -1;
+  return TaskIndex(AlignTaskId(s.layer, s.segment - 1));
+}
+
+int RunState::NextSegment(int index) const {
+  const TaskSpec& s = tasks_[static_cast<std::size_t>(index)].spec;
+  if (s.type != TaskType::kAlign) return -1;
+  return TaskIndex(AlignTaskId(s.layer, s.segment + 1));
+}
+
+std::vector<int> RunState::HeldChainBefore(int index) const {
+  std::vector<int> chain;
+  for (int p = PreviousSegment(index); p >= 0 && tasks_[static_cast<std::size_t>(p)].held_lease != 0;
+       p = PreviousSegment(p)) {
+    chain.push_back(p);
+  }
+  return chain;
+}
+
+void RunState::MakeChainDurable(int index, RowChanges* c) {
+  for (int p : HeldChainBefore(index)) {
+    TaskRecord& t = tasks_[static_cast<std::size_t>(p)];
+    Credit(t, t.spec.tokens - t.committed_tokens);
+    t.committed_tokens = t.spec.tokens;
+    t.held_lease = 0;
+    c->tasks.insert(p);
+    c->ledger = true;
+  }
+}
+
 const SegmentRecord* RunState::FindSegment(int segment, int stage) const {
   auto it = segments_.find({stage, segment});
   return it == segments_.end() ? nullptr : &it->second;
@@ -426,6 +458,7 @@ Status RunState::ApplyCheckpointCommitted(const Event& e, const CheckpointCommit
   t.checkpoint_step = ck.step;
   ++t.checkpoints;
   ++metrics_.checkpoints_committed;
+  MakeChainDurable(i, c);
   c->tasks.insert(i);
   c->ledger = true;
   return Status::Ok();
@@ -445,12 +478,37 @@ Status RunState::ApplyTaskCompleted(const Event& e, const TaskCompleted& b, RowC
     return Fail(e, "final step " + std::to_string(ck.step) + " is before the committed step " +
                        std::to_string(t.checkpoint_step));
   }
-  if (b.tokens_credited != ck.tokens_consumed - t.committed_tokens) {
+  if (b.held) {
+    if (t.spec.type != TaskType::kAlign || NextSegment(i) < 0 || !ck.files.empty() || b.tokens_credited != 0) {
+      return Fail(e, "a held completion needs an align task with a next segment, no files, no credit");
+    }
+  } else if (b.tokens_credited != ck.tokens_consumed - t.committed_tokens) {
     return Fail(e, "credits " + std::to_string(b.tokens_credited) + " tokens; the cursor moved " +
                        std::to_string(ck.tokens_consumed - t.committed_tokens));
   }
   auto lit = leases_.find(b.lease);
   const std::string worker = lit->second.worker;
+  if (b.held) {  // done, its state in the worker's memory: no checkpoint, nothing credited
+    leases_.erase(lit);
+    SetTaskState(t, TaskState::kDone);
+    t.lease = 0;
+    t.held_lease = b.lease;
+    t.final_metrics = b.final_record.metrics;
+    t.changed_at_ms = e.at_ms;
+    auto wit = workers_.find(worker);
+    if (wit != workers_.end()) {
+      wit->second.state = WorkerState::kIdle;
+      wit->second.lease = 0;
+      wit->second.last_seen_ms = e.at_ms;
+      ++wit->second.tasks_completed;
+      c->workers.insert(worker);
+    }
+    ++metrics_.tasks_completed;
+    c->tasks.insert(i);
+    c->leases.insert(b.lease);
+    return Status::Ok();
+  }
+  MakeChainDurable(i, c);
   CommittedCheckpoint cc;
   cc.task = b.task;
   cc.record = ck;
@@ -514,6 +572,21 @@ Status RunState::ApplyLeaseEnded(const Event& e, const LeaseEnded& b, RowChanges
     wit->second.lease = 0;
     c->workers.insert(worker);
   }
+  // Layer affinity: the chain of held segments before this task was in that worker's memory
+  // only. It is undone: the earliest goes back to ready (its own last commit, or its
+  // dependencies' durable records, is where it starts again), the later ones and this task
+  // wait for it.
+  if (const std::vector<int> chain = HeldChainBefore(i); !chain.empty()) {
+    SetTaskState(t, TaskState::kBlocked);
+    for (std::size_t k = 0; k < chain.size(); ++k) {
+      TaskRecord& h = tasks_[static_cast<std::size_t>(chain[k])];
+      SetTaskState(h, k + 1 == chain.size() ? TaskState::kReady : TaskState::kBlocked);
+      h.held_lease = 0;
+      h.final_metrics.clear();
+      h.changed_at_ms = e.at_ms;
+      c->tasks.insert(chain[k]);
+    }
+  }
   switch (b.cause) {
     case LeaseEndCause::kExpired: ++metrics_.leases_expired; break;
     case LeaseEndCause::kFailed: ++metrics_.leases_failed; break;
@@ -529,7 +602,8 @@ Status RunState::ApplyTaskFailed(const Event& e, const TaskFailed& b, RowChanges
   const int i = TaskIndex(b.task);
   if (i < 0) return Fail(e, "unknown task '" + b.task + "'");
   TaskRecord& t = tasks_[i];
-  if (t.state != TaskState::kReady) {
+  // Blocked: its lease ended and undid the held chain before it (layer affinity).
+  if (t.state != TaskState::kReady && t.state != TaskState::kBlocked) {
     return Fail(e, "task '" + b.task + "' is " + std::string(TaskStateName(t.state)) +
                        ", not ready");
   }
@@ -604,6 +678,7 @@ Status RunState::ApplySegmentEvictable(const Event& e, const SegmentEvictable& b
   }
   const int i = TaskIndex(it->second.task);
   for (int d : dependents_[i]) {
+    if (tasks_[d].held_lease != 0) return Fail(e, "reader '" + tasks_[d].spec.id + "' is held in memory");
     if (tasks_[d].state != TaskState::kDone) {
       return Fail(e, "reader '" + tasks_[d].spec.id + "' is not done");
     }

@@ -127,6 +127,11 @@ struct TaskRecord {
   TimeMs changed_at_ms = 0;  // time of the last state change
   std::string last_error;    // reason of the last failed attempt, or of the task failure
   std::vector<NamedValue> final_metrics;
+  // Layer affinity: an align task done with its state held in memory by the worker that
+  // continued with the layer's next segment (the lease it completed under; 0: durable). It
+  // becomes durable (credited, 0 here) with the next commit of that chain, and is undone
+  // (back to ready or blocked) when the chain's live lease ends without one.
+  LeaseId held_lease = 0;
 };
 
 struct LeaseRecord {
@@ -260,6 +265,11 @@ class RunState {
   // Task index of a lease that committed at least one checkpoint (live or ended), else -1.
   // Lets the scheduler recognise a duplicate commit after the lease has ended.
   int TaskOfCommittingLease(LeaseId lease) const;
+  // The align task of the same layer, one segment earlier / later (-1: none or not align).
+  int PreviousSegment(int index) const;
+  int NextSegment(int index) const;
+  // The held align tasks right before `index` (its layer's chain), latest first.
+  std::vector<int> HeldChainBefore(int index) const;
   const std::map<std::pair<int, int>, SegmentRecord>& segments() const { return segments_; }
   const SegmentRecord* FindSegment(int segment, int stage) const;
   int WindowSlotsUsed(int stage) const;  // segments of `stage` holding a slot
@@ -297,6 +307,8 @@ class RunState {
   Status ApplySegmentEvictable(const Event& e, const SegmentEvictable& b, RowChanges* c);
   Status ApplySegmentEvicted(const Event& e, const SegmentEvicted& b, RowChanges* c);
   Status ApplyRunRelaid(const Event& e, const RunRelaid& b, RowChanges* c);
+  // A durable commit of task `index`: its held chain becomes durable and is credited.
+  void MakeChainDurable(int index, RowChanges* c);
 
   // Finds the lease and checks it belongs to `task`; Corruption otherwise.
   Status CheckLease(const Event& e, LeaseId lease, std::string_view task) const;

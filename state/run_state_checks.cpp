@@ -204,7 +204,14 @@ Status RunState::CheckInvariants() const {
       return bad("task '" + t.spec.id + "' cursor " + std::to_string(t.committed_tokens) +
                  " outside its budget " + std::to_string(t.spec.tokens));
     }
-    if (t.state == TaskState::kDone && t.committed_tokens != t.spec.tokens) {
+    if (t.held_lease != 0) {  // layer affinity: done, held by the chain's live lease
+      const int next = NextSegment(t.index);
+      const TaskRecord* n = next >= 0 ? &tasks_[static_cast<std::size_t>(next)] : nullptr;
+      if (t.state != TaskState::kDone || n == nullptr ||
+          !(n->state == TaskState::kLeased || (n->state == TaskState::kDone && n->held_lease != 0))) {
+        return bad("held task '" + t.spec.id + "' is not followed by a live chain");
+      }
+    } else if (t.state == TaskState::kDone && t.committed_tokens != t.spec.tokens) {
       return bad("done task '" + t.spec.id + "' credited " + std::to_string(t.committed_tokens) +
                  " of " + std::to_string(t.spec.tokens) + " tokens");
     }
@@ -344,9 +351,9 @@ std::string RunState::CanonicalDump() const {
             s.optimizer_steps, s.workers);
     for (const auto& d : s.deps) AppendF(&out, "%s,", d.c_str());
     AppendF(&out,
-            "] state=%s failures=%d attempt=%d lease=%" PRIu64 " worker=%s cursor=%" PRId64
+            "] state=%s failures=%d attempt=%d lease=%" PRIu64 " held=%" PRIu64 " worker=%s cursor=%" PRId64
             " ckpt_step=%" PRId64 " ckpts=%" PRId64 " changed=%" PRId64 " error=\"%s\"",
-            std::string(TaskStateName(t.state)).c_str(), t.failures, t.attempt, t.lease,
+            std::string(TaskStateName(t.state)).c_str(), t.failures, t.attempt, t.lease, t.held_lease,
             t.worker.c_str(), t.committed_tokens, t.checkpoint_step, t.checkpoints,
             t.changed_at_ms, t.last_error.c_str());
     AppendF(&out, " progress=%" PRId64 "/%" PRId64 "/%a@%" PRId64, t.progress.tokens,

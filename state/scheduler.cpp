@@ -156,6 +156,9 @@ Status Scheduler::Drain(std::string_view reason) {
 Result<int> Scheduler::ExpireLeases() {
   return store_->Transact([&](Txn& tx) { return DoExpire(tx); });
 }
+Result<LeaseReply> Scheduler::CompleteAndContinue(LeaseId lease, const FinalRecord& final_record) {
+  return store_->Transact([&](Txn& tx) { return DoCompleteAndContinue(tx, lease, final_record); });
+}
 Status Scheduler::EvictSegment(int segment, int stage) {
   return store_->Transact([&](Txn& tx) { return DoEvict(tx, segment, stage); });
 }
@@ -484,8 +487,86 @@ Result<CommitReply> Scheduler::DoCommit(Txn& tx, LeaseId lease, const Checkpoint
   }
   const std::int64_t credited = ck.tokens_consumed - t->committed_tokens;
   const std::string task = l->task;
+  const std::vector<int> durable = s.HeldChainBefore(t->index);  // made durable by this commit
   APPEND(tx, now, CheckpointCommitted{task, lease, ck, credited});
+  RADLADS_RETURN_IF_ERROR(AppendEvictable(tx, now, durable));
   return CommitReply{credited, false};
+}
+
+Status Scheduler::AppendEvictable(Txn& tx, TimeMs now, const std::vector<int>& readers) {
+  const RunState& s = tx.state();
+  std::vector<int> caches;
+  for (int i : readers) {
+    if (s.tasks()[i].spec.type == TaskType::kCache) caches.push_back(i);
+    for (int d : s.DepIndices(i)) {
+      if (s.tasks()[d].spec.type == TaskType::kCache) caches.push_back(d);
+    }
+  }
+  for (int c : caches) {
+    const TaskSpec& cs = s.tasks()[c].spec;
+    const SegmentRecord* seg = s.FindSegment(cs.segment, cs.stage);
+    if (seg == nullptr || seg->state != SegmentState::kResident) continue;
+    bool all_done = true;  // and durable: a held reader may have to read it again
+    for (int r : s.Dependents(c)) {
+      all_done = all_done && s.tasks()[r].state == TaskState::kDone && s.tasks()[r].held_lease == 0;
+    }
+    if (all_done) APPEND(tx, now, SegmentEvictable{cs.segment, cs.stage});
+  }
+  return Status::Ok();
+}
+
+Result<LeaseReply> Scheduler::DoCompleteAndContinue(Txn& tx, LeaseId lease, const FinalRecord& fr) {
+  const RunState& s = tx.state();
+  RADLADS_RETURN_IF_ERROR(RequireRun(s));
+  LeaseReply no;
+  no.outcome = LeaseOutcome::kNoWork;
+  // A repeat of a call that took effect: the same continuation.
+  for (const TaskRecord& h : s.tasks()) {
+    if (h.held_lease != lease) continue;
+    const int next = s.NextSegment(h.index);
+    const LeaseRecord* nl = next >= 0 ? s.FindLease(s.tasks()[next].lease) : nullptr;
+    if (nl == nullptr || nl->worker != h.worker) {
+      return Status::FailedPrecondition("complete_and_continue: " + L(lease) + " was continued, and that "
+                                        "lease is over: stop working on it");
+    }
+    LeaseReply again;
+    again.outcome = LeaseOutcome::kGranted;
+    again.grant = MakeGrant(s, *nl);
+    return again;
+  }
+  const TimeMs now = clock_->NowMs();
+  RADLADS_ASSIGN_OR_RETURN(const LeaseRecord* l, LiveLease(s, lease, now, "complete_and_continue"));
+  const int i = s.TaskIndex(l->task);
+  const TaskRecord& t = s.tasks()[i];
+  const std::string ctx = "complete_and_continue on " + L(lease) + " (task '" + l->task + "')";
+  const CheckpointRecord& ck = fr.checkpoint;
+  if (!ck.files.empty()) return Status::InvalidArgument(ctx + ": the state is held in memory: no files");
+  if (ck.tokens_consumed != t.spec.tokens || ck.step < t.checkpoint_step) {
+    return Status::InvalidArgument(ctx + ": the final cursor must be the budget " + std::to_string(t.spec.tokens) +
+                                   " and the step not before the committed one");
+  }
+  // Continue only where the next segment can start at once on this worker.
+  const int next = s.NextSegment(i);
+  if (next < 0 || s.phase() != RunPhase::kRunning) return no;
+  const TaskRecord& n = s.tasks()[next];
+  const WorkerRecord* w = s.FindWorker(l->worker);
+  if (n.state != TaskState::kBlocked || w == nullptr || n.spec.workers != w->info.group_size ||
+      (w->info.capabilities & TaskTypeBit(TaskType::kAlign)) == 0) {
+    return no;
+  }
+  for (int d : s.DepIndices(next)) {
+    if (d != i && (s.tasks()[d].state != TaskState::kDone || s.tasks()[d].held_lease != 0)) return no;
+  }
+  const std::string task = t.spec.id, worker = l->worker, next_id = n.spec.id;
+  const int attempt = n.failures + 1;
+  APPEND(tx, now, TaskCompleted{task, lease, fr, 0, /*held=*/true});
+  APPEND(tx, now, TaskReady{next_id});
+  const LeaseId id = s.next_lease_id();
+  APPEND(tx, now, TaskLeased{next_id, id, worker, attempt, now + s.config().lease_ttl_ms});
+  LeaseReply reply;
+  reply.outcome = LeaseOutcome::kGranted;
+  reply.grant = MakeGrant(s, *s.FindLease(id));
+  return reply;
 }
 
 Result<CommitReply> Scheduler::DoComplete(Txn& tx, LeaseId lease, const FinalRecord& fr) {
@@ -523,6 +604,8 @@ Result<CommitReply> Scheduler::DoComplete(Txn& tx, LeaseId lease, const FinalRec
   }
   const std::int64_t credited = ck.tokens_consumed - t.committed_tokens;
   const std::string task = t.spec.id;
+  std::vector<int> durable = s.HeldChainBefore(i);  // made durable by this completion
+  durable.push_back(i);
   APPEND(tx, now, TaskCompleted{task, lease, fr, credited});
   // Consequences, in one transition with the completion.
   for (int d : s.Dependents(i)) {
@@ -530,19 +613,7 @@ Result<CommitReply> Scheduler::DoComplete(Txn& tx, LeaseId lease, const FinalRec
       APPEND(tx, now, TaskReady{s.tasks()[d].spec.id});
     }
   }
-  std::vector<int> caches;
-  if (t.spec.type == TaskType::kCache) caches.push_back(i);
-  for (int d : s.DepIndices(i)) {
-    if (s.tasks()[d].spec.type == TaskType::kCache) caches.push_back(d);
-  }
-  for (int c : caches) {
-    const TaskSpec& cs = s.tasks()[c].spec;
-    const SegmentRecord* seg = s.FindSegment(cs.segment, cs.stage);
-    if (seg == nullptr || seg->state != SegmentState::kResident) continue;
-    bool all_done = true;
-    for (int r : s.Dependents(c)) all_done = all_done && s.tasks()[r].state == TaskState::kDone;
-    if (all_done) APPEND(tx, now, SegmentEvictable{cs.segment, cs.stage});
-  }
+  RADLADS_RETURN_IF_ERROR(AppendEvictable(tx, now, durable));
   if (s.TasksIn(TaskState::kDone) == static_cast<int>(s.tasks().size()) && !RunOver(s)) {
     APPEND(tx, now, RunCompleted{});
   } else {

@@ -112,6 +112,12 @@ class Scheduler final : public CoordinatorPort {
   std::vector<SegmentEviction> PendingEvictions() const;
   // The files of an evictable segment were deleted; frees its window slot.
   Status EvictSegment(int segment, int stage) override;
+  // Layer affinity (contract/coordinator_port.h): align(l, s) done with its state held by the
+  // worker, align(l, s + 1) leased to it, in one transition; no_work when it cannot continue.
+  // A held task is not credited and its cache segment is not evictable until the chain's next
+  // commit (checkpoint or durable completion) makes it durable; when the chain's live lease
+  // ends without one, the held tasks are undone and run again from the last durable state.
+  Result<LeaseReply> CompleteAndContinue(LeaseId lease, const FinalRecord& final_record) override;
 
   // Asynchronous forms for an event-loop server: `done` runs once durable (see
   // StateStore::TransactAsync for the thread it runs on).
@@ -129,6 +135,10 @@ class Scheduler final : public CoordinatorPort {
  private:
   using Txn = StateStore::Txn;
   Status DoCreateRun(Txn& tx, const RunConfig& config, const std::vector<TaskSpec>& tasks);
+  Result<LeaseReply> DoCompleteAndContinue(Txn& tx, LeaseId lease, const FinalRecord& fr);
+  // SegmentEvictable for the cache segments `readers` read (or, for a cache task, produce)
+  // once every reader is done and durable.
+  Status AppendEvictable(Txn& tx, TimeMs now, const std::vector<int>& readers);
   Status DoResume(Txn& tx, std::string_view note);
   Status DoRegisterWorker(Txn& tx, const WorkerInfo& info);
   Result<LeaseReply> DoLease(Txn& tx, std::string_view worker, const Capabilities& caps);

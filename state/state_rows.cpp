@@ -90,6 +90,7 @@ void VisitTaskRow(V& v, TaskRecord& t) {
   v.Int("changed_at_ms", t.changed_at_ms);
   v.Str("last_error", t.last_error, kMaxTextBytes);
   v.Recs("final_metrics", t.final_metrics, kMaxValues);
+  if (v.Since(2)) v.Int("held_lease", t.held_lease);
 }
 
 template <class V>
