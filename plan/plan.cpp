@@ -398,8 +398,10 @@ Status PlanSegments(const Context& ctx, const RecipeStep& align, std::int64_t pp
   if (state > read) {
     warnings->push_back(
         "step-1 segments are small next to the mixer state: each align task reads " +
-        FormatGiB(read) + " of cache but loads and commits " + FormatGiB(state) +
-        " of optimizer state; a larger cache_disk_budget_gib gives larger segments");
+        FormatGiB(read) + " of cache, a layer's mixer and optimizer state is " + FormatGiB(state) +
+        " to load and commit; workers keep it in memory across a layer's consecutive segments "
+        "and commit at the checkpoint interval, but each chain that breaks (the next segment not "
+        "cached yet, a worker lost) pays it; a larger cache_disk_budget_gib gives larger segments");
   }
   return Status::Ok();
 }

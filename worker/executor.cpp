@@ -17,6 +17,23 @@ class PortReporter final : public TaskReporter {
   PortReporter(CoordinatorPort& port, ExecutorHooks& hooks, const LeaseGrant& grant, bool signal_drains_run)
       : port_(port), hooks_(hooks), grant_(grant), signal_drains_run_(signal_drains_run) {}
 
+  std::optional<LeaseGrant> CompleteAndContinue(const FinalRecord& held) override {
+    if (lost_ || hooks_.DrainRequested()) return std::nullopt;
+    Result<LeaseReply> r = port_.CompleteAndContinue(grant_.lease, held);
+    if (!r.ok()) {
+      if (LeaseGone(r.status())) lost_ = true;
+      log::Warn(grant_.task.id + ": continuing with the next segment failed: " + r.status().ToString());
+      return std::nullopt;
+    }
+    if (r->outcome != LeaseOutcome::kGranted || !r->grant) return std::nullopt;
+    hooks_.OnComplete(grant_.task, held);
+    grant_ = *r->grant;
+    hooks_.OnStart(grant_.task);
+    return grant_;
+  }
+  // The task being run now (the last one continued to).
+  const LeaseGrant& grant() const { return grant_; }
+
   bool Heartbeat(const Progress& p) override {
     hooks_.OnProgress(grant_.task, p);
     Result<HeartbeatReply> r = port_.Heartbeat(grant_.lease, p);
@@ -51,7 +68,7 @@ class PortReporter final : public TaskReporter {
  private:
   CoordinatorPort& port_;
   ExecutorHooks& hooks_;
-  const LeaseGrant& grant_;
+  LeaseGrant grant_;
   bool signal_drains_run_;
   bool lost_ = false;
   bool drain_sent_ = false;
@@ -116,11 +133,13 @@ Result<ExecutorExit> RunWorkerLoop(CoordinatorPort& port, TaskEnv& env, const Ex
       if (reply->outcome == LeaseOutcome::kNoWork) continue;
       idle = false;
 
-      const LeaseGrant& grant = *reply->grant;
-      hooks.OnStart(grant.task);
-      PortReporter reporter(port, hooks, grant, options.signal_drains_run);
-      Result<TaskResult> result = k == 0 ? RunTask(env, grant, reporter) : hooks.RunGang(env, grant, reporter);
+      hooks.OnStart(reply->grant->task);
+      PortReporter reporter(port, hooks, *reply->grant, options.signal_drains_run);
+      Result<TaskResult> result =
+          k == 0 ? RunTask(env, *reply->grant, reporter) : hooks.RunGang(env, *reply->grant, reporter);
       if (reporter.lost()) continue;  // the coordinator gave the task to someone else
+      // The task the runner ended on: the leased one, or the last segment it continued to.
+      const LeaseGrant& grant = reporter.grant();
       if (!result.ok()) {
         const std::string reason = result.status().ToString();
         log::Warn(grant.task.id + " failed: " + reason);

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "base/status.h"
@@ -40,6 +41,10 @@ class TaskReporter {
   virtual bool Heartbeat(const Progress& progress) = 0;
   // Commits a checkpoint (durable once this returns OK).
   virtual Status Commit(const CheckpointRecord& checkpoint) = 0;
+  // Layer affinity (contract/coordinator_port.h CompleteAndContinue): completes the current
+  // align task with its state kept in memory and returns the lease of the layer's next segment,
+  // which becomes the reporter's task; nullopt when it cannot continue (then complete durably).
+  virtual std::optional<LeaseGrant> CompleteAndContinue(const FinalRecord&) { return std::nullopt; }
 };
 
 struct GangContext;  // worker/gang.h
