@@ -163,6 +163,7 @@ class RandomDriver {
   std::int64_t acked_events() const { return acked_; }
   int stale_rejections() const { return stale_rejections_; }
   int duplicates_acked() const { return duplicates_; }
+  int continued() const { return continued_; }  // held chains extended (layer affinity)
 
   bool Step(bool allow_drain) {
     const int op = Pick(100);
@@ -250,6 +251,21 @@ class RandomDriver {
         EXPECT_FALSE(r.ok()) << "a stale lease committed: " << w.stale_commit->first;
         if (!r.ok()) ++stale_rejections_;
       }
+    } else if (op < 80 && w.grant->task.type == TaskType::kAlign) {
+      // Layer affinity: hold the state and go on with the layer's next segment when possible.
+      FinalRecord f;
+      f.checkpoint.step = w.step + 1;
+      f.checkpoint.tokens_consumed = w.grant->task.tokens;
+      auto r = sched_->CompleteAndContinue(w.grant->lease, f);
+      st = r.status();
+      if (r.ok() && r->outcome == LeaseOutcome::kGranted) {
+        w.grant = *r->grant;
+        w.cursor = 0;
+        w.step = f.checkpoint.step;
+        w.last_commit.reset();
+        ++continued_;
+      }
+      Stale(w, st);
     } else if (op < 88) {
       FinalRecord f;
       f.checkpoint = Ckpt(w.grant->task.id, w.step + 1, w.grant->task.tokens);
@@ -333,6 +349,7 @@ class RandomDriver {
   int stale_rejections_ = 0;
   int duplicates_ = 0;
   int late_commits_ = 0;
+  int continued_ = 0;
 };
 
 }  // namespace radlads::testing
