@@ -4,7 +4,8 @@
 //   a rerun of the same layout exports bit-identical weights.
 // - SIGKILL of a worker during step 1 and again during step 2: the run completes (the lease
 //   expires at the run's TTL, `run` starts the job again) and exports exactly the weights of
-//   the uninterrupted run of the same layout.
+//   the uninterrupted run of the same layout. Without restarts left, the run fails with the
+//   reason, and the same command resumes it.
 // - A step-2 checkpoint written at dp 2 resumes at dp 1 and one written at dp 1 resumes at dp 2:
 //   the token ledger is exact and the eval within kEvalTol of the run that never changed.
 // - SIGTERM to `run` drains coordinator and workers (exit 3); the same command resumes to the
@@ -235,6 +236,26 @@ TEST_F(Workers, KilledWorkersCostTimeNotResults) {
   EXPECT_EQ(Weights(run), Weights(ref)) << "the exported weights differ from the uninterrupted pp 2 run";
   Result<std::string> log = ReadFileToString(dir_->File("killed.log"));
   EXPECT_NE(log->find("starting it again"), std::string::npos) << *log;
+}
+
+TEST_F(Workers, RestartsAreBoundedAndTheRunFailsWithTheReason) {
+  const std::string run = Run("no-restarts");
+  const std::string cfg = Config("rwkv7", "cluster-dp2.yaml", "no-restarts");
+  const pid_t pid = Spawn({kCoord, "run", cfg, "--run", run, "--max-worker-restarts", "0"},
+                          dir_->File("no-restarts.log"));
+  int status = 0;
+  ASSERT_TRUE(WaitForFile(run + "/" + RunLayout::CacheFile(1, 0), pid, &status));
+  const std::vector<pid_t> workers = ProcessesWith("radlads-worker", run);
+  ASSERT_FALSE(workers.empty());
+  ::kill(workers.front(), SIGKILL);
+  EXPECT_EQ(WaitExit(pid), 1);
+  Result<std::string> log = ReadFileToString(dir_->File("no-restarts.log"));
+  EXPECT_NE(log->find("the worker job ended 1 times while the run had work"), std::string::npos) << *log;
+  EXPECT_NE(log->find("run the same command again to resume"), std::string::npos) << *log;
+  // Nothing committed was lost: the same command finishes the run.
+  Outcome r = Exec(kCoord + " run " + cfg + " --run " + run);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(Weights(run), Weights(Reference("rwkv7", "cluster-dp2.yaml")));
 }
 
 TEST_F(Workers, Step2CheckpointResumesOnAnotherDataParallelSize) {
