@@ -488,42 +488,26 @@ Status RunState::ApplyTaskCompleted(const Event& e, const TaskCompleted& b, RowC
   }
   auto lit = leases_.find(b.lease);
   const std::string worker = lit->second.worker;
-  if (b.held) {  // done, its state in the worker's memory: no checkpoint, nothing credited
-    leases_.erase(lit);
-    SetTaskState(t, TaskState::kDone);
-    t.lease = 0;
+  if (b.held) {  // its state in the worker's memory: no checkpoint, nothing credited
     t.held_lease = b.lease;
-    t.final_metrics = b.final_record.metrics;
-    t.changed_at_ms = e.at_ms;
-    auto wit = workers_.find(worker);
-    if (wit != workers_.end()) {
-      wit->second.state = WorkerState::kIdle;
-      wit->second.lease = 0;
-      wit->second.last_seen_ms = e.at_ms;
-      ++wit->second.tasks_completed;
-      c->workers.insert(worker);
-    }
-    ++metrics_.tasks_completed;
-    c->tasks.insert(i);
-    c->leases.insert(b.lease);
-    return Status::Ok();
+  } else {
+    MakeChainDurable(i, c);
+    CommittedCheckpoint cc;
+    cc.task = b.task;
+    cc.record = ck;
+    cc.lease = b.lease;
+    cc.attempt = lit->second.attempt;
+    cc.committed_ms = e.at_ms;
+    cc.final = true;
+    ckpts_[i].push_back(std::move(cc));
+    c->checkpoints.emplace_back(i, ckpts_[i].size() - 1);
+    committing_leases_[b.lease] = i;
+    Credit(t, b.tokens_credited);
+    t.committed_tokens = ck.tokens_consumed;
+    t.checkpoint_step = ck.step;
+    ++t.checkpoints;
   }
-  MakeChainDurable(i, c);
-  CommittedCheckpoint cc;
-  cc.task = b.task;
-  cc.record = ck;
-  cc.lease = b.lease;
-  cc.attempt = lit->second.attempt;
-  cc.committed_ms = e.at_ms;
-  cc.final = true;
-  ckpts_[i].push_back(std::move(cc));
-  c->checkpoints.emplace_back(i, ckpts_[i].size() - 1);
-  committing_leases_[b.lease] = i;
   leases_.erase(lit);
-  Credit(t, b.tokens_credited);
-  t.committed_tokens = ck.tokens_consumed;
-  t.checkpoint_step = ck.step;
-  ++t.checkpoints;
   SetTaskState(t, TaskState::kDone);
   t.lease = 0;
   t.final_metrics = b.final_record.metrics;

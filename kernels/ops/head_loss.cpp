@@ -16,11 +16,14 @@ namespace {
 using head_loss_internal::CheckF32Cpu;
 using head_loss_internal::CheckHead;
 using head_loss_internal::CheckTargets;
+using head_loss_internal::CeRowPart;
 using head_loss_internal::ChunkRows;
 using head_loss_internal::ExpF;
 using head_loss_internal::FirstIndexOf;
+using head_loss_internal::KlRowPart;
 using head_loss_internal::RowGrain;
 using head_loss_internal::RowMax;
+using head_loss_internal::RowPart;
 using head_loss_internal::RowsOf;
 using head_loss_internal::SumExp;
 
@@ -54,29 +57,10 @@ RowOut KlRow(const float* zt, float* zs, std::int64_t vc, std::int32_t target, f
     ss += static_cast<double>(ExpF(zs[v] - ms));
     st += static_cast<double>(ExpF(zt[v] - mt));
   }
-  const double log_ss = std::log(ss), log_st = std::log(st);
-  const float ls = static_cast<float>(log_ss), lt = static_cast<float>(log_st);
-  const float d = static_cast<float>((static_cast<double>(mt) - ms) + (log_st - log_ss));
-  if (target >= 0) {
-    out.counted = true;
-    out.ce = (static_cast<double>(ms) - zs[target]) + log_ss;  // lse_s - z_s[target]
-  } else {
-    cs = 0.0f;  // ignored row: no CE term in the gradient
-  }
-  double kl = 0.0;
-#pragma omp simd reduction(+ : kl)
-  for (std::int64_t v = 0; v < vc; ++v) {
-    const float pt = ExpF((zt[v] - mt) - lt);
-    kl += static_cast<double>(pt * ((zt[v] - zs[v]) - d));
-    if constexpr (kGrad) {
-      const float ps = ExpF((zs[v] - ms) - ls);
-      zs[v] = gs * (ps - pt) + cs * ps;
-    }
-  }
-  if constexpr (kGrad) {
-    if (target >= 0) zs[target] -= cs;
-  }
-  out.loss = kl;
+  const RowPart part = KlRowPart<kGrad>(zt, zs, vc, ms, mt, ss, st, target, target, gs, cs);
+  out.counted = target >= 0;
+  out.ce = part.ce;
+  out.loss = part.kl;
   return out;
 }
 
@@ -90,16 +74,9 @@ RowOut CeRow(float* z, std::int64_t vc, std::int32_t target, float gs) {
     return out;
   }
   const float m = RowMax(z, vc);
-  const double log_s = std::log(SumExp(z, vc, m));
   out.counted = true;
   out.flag = FirstIndexOf(z, vc, m) == target;
-  out.loss = (static_cast<double>(m) - z[target]) + log_s;
-  if constexpr (kGrad) {
-    const float ls = static_cast<float>(log_s);
-#pragma omp simd
-    for (std::int64_t v = 0; v < vc; ++v) z[v] = gs * ExpF((z[v] - m) - ls);
-    z[target] -= gs;
-  }
+  out.loss = CeRowPart<kGrad>(z, vc, m, SumExp(z, vc, m), target, gs);
   return out;
 }
 

@@ -18,13 +18,16 @@
 namespace radlads {
 namespace {
 
+using head_loss_internal::CeRowPart;
 using head_loss_internal::CheckHead;
 using head_loss_internal::CheckTargets;
 using head_loss_internal::ChunkRows;
 using head_loss_internal::ExpF;
 using head_loss_internal::FirstIndexOf;
+using head_loss_internal::KlRowPart;
 using head_loss_internal::RowGrain;
 using head_loss_internal::RowMax;
+using head_loss_internal::RowPart;
 using head_loss_internal::RowsOf;
 using head_loss_internal::SumExp;
 
@@ -87,56 +90,6 @@ double ArgmaxCandidate(const float* z, std::int64_t vl, float local_max, float g
                        std::int64_t v0) {
   if (!(local_max == global_max)) return -INFINITY;
   return -static_cast<double>(v0 + FirstIndexOf(z, vl, global_max));
-}
-
-// One rank's share of a row: KL terms of its slice, CE when it owns the target.
-struct RowPart {
-  double kl = 0.0;
-  double ce = 0.0;
-};
-
-// The slice of KlRow (head_loss.cpp) held by this rank, given the row's global maxima ms, mt
-// and sums of exponentials ss, st. y: global target or -1; yl: local index of y when owned
-// here, else -1. With kGrad, overwrites zs with gs * (p_s - p_t) + cs * (p_s - onehot(y)).
-template <bool kGrad>
-RowPart KlRowPart(const float* zt, float* zs, std::int64_t vl, float ms, float mt, double ss,
-                  double st, std::int32_t y, std::int64_t yl, float gs, float cs) {
-  RowPart out;
-  const double log_ss = std::log(ss), log_st = std::log(st);
-  const float ls = static_cast<float>(log_ss), lt = static_cast<float>(log_st);
-  const float d = static_cast<float>((static_cast<double>(mt) - ms) + (log_st - log_ss));
-  if (y < 0) cs = 0.0f;  // ignored row: no CE term in the gradient
-  if (yl >= 0) out.ce = (static_cast<double>(ms) - zs[yl]) + log_ss;  // lse_s - z_s[y]
-  double kl = 0.0;
-#pragma omp simd reduction(+ : kl)
-  for (std::int64_t v = 0; v < vl; ++v) {
-    const float pt = ExpF((zt[v] - mt) - lt);
-    kl += static_cast<double>(pt * ((zt[v] - zs[v]) - d));
-    if constexpr (kGrad) {
-      const float ps = ExpF((zs[v] - ms) - ls);
-      zs[v] = gs * (ps - pt) + cs * ps;
-    }
-  }
-  if constexpr (kGrad) {
-    if (yl >= 0) zs[yl] -= cs;
-  }
-  out.kl = kl;
-  return out;
-}
-
-// The slice of CeRow (head_loss.cpp) for a non-ignored row. With kGrad, overwrites z with
-// gs * (p - onehot(y)).
-template <bool kGrad>
-double CeRowPart(float* z, std::int64_t vl, float m, double s, std::int64_t yl, float gs) {
-  const double log_s = std::log(s);
-  const double loss = yl >= 0 ? (static_cast<double>(m) - z[yl]) + log_s : 0.0;
-  if constexpr (kGrad) {
-    const float ls = static_cast<float>(log_s);
-#pragma omp simd
-    for (std::int64_t v = 0; v < vl; ++v) z[v] = gs * ExpF((z[v] - m) - ls);
-    if (yl >= 0) z[yl] -= gs;
-  }
-  return loss;
 }
 
 // One rank's head slice and its gradient outputs for one call.
