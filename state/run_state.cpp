@@ -146,6 +146,26 @@ std::vector<int> RunState::HeldChainBefore(int index) const {
   return chain;
 }
 
+void RunState::RecordCommit(int i, const CheckpointRecord& ck, LeaseId lease, int attempt, TimeMs at,
+                            bool final, std::int64_t credited, RowChanges* c) {
+  TaskRecord& t = tasks_[static_cast<std::size_t>(i)];
+  CommittedCheckpoint cc;
+  cc.task = t.spec.id;
+  cc.record = ck;
+  cc.lease = lease;
+  cc.attempt = attempt;
+  cc.committed_ms = at;
+  cc.final = final;
+  ckpts_[i].push_back(std::move(cc));
+  c->checkpoints.emplace_back(i, ckpts_[i].size() - 1);
+  committing_leases_[lease] = i;
+  Credit(t, credited);
+  t.committed_tokens = ck.tokens_consumed;
+  t.checkpoint_step = ck.step;
+  ++t.checkpoints;
+  MakeChainDurable(i, c);
+}
+
 void RunState::MakeChainDurable(int index, RowChanges* c) {
   for (int p : HeldChainBefore(index)) {
     TaskRecord& t = tasks_[static_cast<std::size_t>(p)];
@@ -442,23 +462,8 @@ Status RunState::ApplyCheckpointCommitted(const Event& e, const CheckpointCommit
     return Fail(e, "credits " + std::to_string(b.tokens_credited) + " tokens; the cursor moved " +
                        std::to_string(ck.tokens_consumed - t.committed_tokens));
   }
-  const LeaseRecord& l = leases_[b.lease];
-  CommittedCheckpoint cc;
-  cc.task = b.task;
-  cc.record = ck;
-  cc.lease = b.lease;
-  cc.attempt = l.attempt;
-  cc.committed_ms = e.at_ms;
-  cc.final = false;
-  ckpts_[i].push_back(std::move(cc));
-  c->checkpoints.emplace_back(i, ckpts_[i].size() - 1);
-  committing_leases_[b.lease] = i;
-  Credit(t, b.tokens_credited);
-  t.committed_tokens = ck.tokens_consumed;
-  t.checkpoint_step = ck.step;
-  ++t.checkpoints;
+  RecordCommit(i, ck, b.lease, leases_[b.lease].attempt, e.at_ms, /*final=*/false, b.tokens_credited, c);
   ++metrics_.checkpoints_committed;
-  MakeChainDurable(i, c);
   c->tasks.insert(i);
   c->ledger = true;
   return Status::Ok();
@@ -491,21 +496,7 @@ Status RunState::ApplyTaskCompleted(const Event& e, const TaskCompleted& b, RowC
   if (b.held) {  // its state in the worker's memory: no checkpoint, nothing credited
     t.held_lease = b.lease;
   } else {
-    MakeChainDurable(i, c);
-    CommittedCheckpoint cc;
-    cc.task = b.task;
-    cc.record = ck;
-    cc.lease = b.lease;
-    cc.attempt = lit->second.attempt;
-    cc.committed_ms = e.at_ms;
-    cc.final = true;
-    ckpts_[i].push_back(std::move(cc));
-    c->checkpoints.emplace_back(i, ckpts_[i].size() - 1);
-    committing_leases_[b.lease] = i;
-    Credit(t, b.tokens_credited);
-    t.committed_tokens = ck.tokens_consumed;
-    t.checkpoint_step = ck.step;
-    ++t.checkpoints;
+    RecordCommit(i, ck, b.lease, lit->second.attempt, e.at_ms, /*final=*/true, b.tokens_credited, c);
   }
   leases_.erase(lit);
   SetTaskState(t, TaskState::kDone);

@@ -307,7 +307,10 @@ class RunState {
   Status ApplySegmentEvictable(const Event& e, const SegmentEvictable& b, RowChanges* c);
   Status ApplySegmentEvicted(const Event& e, const SegmentEvicted& b, RowChanges* c);
   Status ApplyRunRelaid(const Event& e, const RunRelaid& b, RowChanges* c);
-  // A durable commit of task `index`: its held chain becomes durable and is credited.
+  // A durable commit (checkpoint or final) of task i under `lease`: recorded, credited, and
+  // the held chain before it made durable (MakeChainDurable: credited the rest of its budget).
+  void RecordCommit(int i, const CheckpointRecord& ck, LeaseId lease, int attempt, TimeMs at, bool final,
+                    std::int64_t credited, RowChanges* c);
   void MakeChainDurable(int index, RowChanges* c);
 
   // Finds the lease and checks it belongs to `task`; Corruption otherwise.
