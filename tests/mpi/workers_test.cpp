@@ -1,7 +1,8 @@
 // `radlads-coord run` with a job of radlads-worker ranks (mpirun, started by `run` itself; this
 // test is not run under mpiexec), on the shortened test recipes: one architecture per layout.
-// - dp 2, tp 2, pp 2 and tp 2 x pp 2 complete; eval within kEvalTol of the single-process run;
-//   a rerun of the same layout exports bit-identical weights.
+// - `--workers 2` at dp 2, tp 2 and pp 2, `--workers 4` at tp 2 x pp 2 complete; eval within
+//   kEvalTol of the single-process run; a rerun of the same layout exports bit-identical
+//   weights (one architecture per layout; RADLADS_TEST_ALL_LAYOUTS=1: both on every layout).
 // - SIGKILL of a worker during step 1 and again during step 2: the run completes (the lease
 //   expires at the run's TTL, `run` starts the job again) and exports exactly the weights of
 //   the uninterrupted run of the same layout. Without restarts left, the run fails with the
@@ -174,13 +175,19 @@ class Workers : public ::testing::Test {
     }
   }
 
+  // `--workers N` for a test cluster: its tp x pp x dp (cluster.yaml: one process, none).
+  static std::string WorkersFlag(const std::string& cluster) {
+    if (cluster == "cluster-tp2pp2.yaml") return "--workers 4";
+    if (cluster == "cluster.yaml") return "";
+    return "--workers 2";
+  }
   // The single-process run of `arch`, and each layout's uninterrupted run, computed once.
   static const std::string& Reference(const std::string& arch, const std::string& cluster) {
     const std::string key = arch + "/" + cluster;
     auto it = refs_.find(key);
     if (it == refs_.end()) {
       const std::string name = "ref-" + arch + "-" + cluster.substr(0, cluster.find('.'));
-      it = refs_.emplace(key, RunToEnd(arch, cluster, name)).first;
+      it = refs_.emplace(key, RunToEnd(arch, cluster, name, WorkersFlag(cluster))).first;
     }
     return it->second;
   }
@@ -192,11 +199,18 @@ class Workers : public ::testing::Test {
 testing::ScratchDir* Workers::dir_ = nullptr;
 std::map<std::string, std::string> Workers::refs_;
 
+// One architecture per layout; RADLADS_TEST_ALL_LAYOUTS=1 runs both architectures on every
+// layout (the fuller matrix, about twice as long).
 TEST_F(Workers, EveryLayoutMatchesOneProcessAndRerunsBitIdentical) {
-  const std::pair<const char*, const char*> layouts[] = {{"cluster-dp2.yaml", "rwkv6"},
-                                                         {"cluster-tp2.yaml", "rwkv7"},
-                                                         {"cluster-pp2.yaml", "rwkv6"},
-                                                         {"cluster-tp2pp2.yaml", "rwkv7"}};
+  std::vector<std::pair<const char*, const char*>> layouts = {{"cluster-dp2.yaml", "rwkv6"},
+                                                              {"cluster-tp2.yaml", "rwkv7"},
+                                                              {"cluster-pp2.yaml", "rwkv6"},
+                                                              {"cluster-tp2pp2.yaml", "rwkv7"}};
+  if (const char* all = std::getenv("RADLADS_TEST_ALL_LAYOUTS"); all != nullptr && all[0] == '1') {
+    for (auto [cluster, arch] : std::vector(layouts)) {
+      layouts.push_back({cluster, std::string(arch) == "rwkv6" ? "rwkv7" : "rwkv6"});
+    }
+  }
   for (auto [cluster, arch] : layouts) {
     const std::string one = Reference(arch, "cluster.yaml");
     const std::string run = Reference(arch, cluster);
@@ -209,7 +223,8 @@ TEST_F(Workers, EveryLayoutMatchesOneProcessAndRerunsBitIdentical) {
                              std::string(layout.find("pp2") != std::string::npos ? "2" : "1") + ".safetensors"))
           << cluster;
     }
-    const std::string again = RunToEnd(arch, cluster, "again-" + std::string(cluster));
+    const std::string again = RunToEnd(arch, cluster, "again-" + std::string(arch) + "-" + cluster,
+                                       WorkersFlag(cluster));
     EXPECT_EQ(Weights(again), Weights(run)) << cluster << ": a rerun of the same layout";
   }
 }
