@@ -5,8 +5,6 @@
 
 #include "base/check.h"
 #include "kernels/ops/grad_norm.h"
-#include "kernels/ops/head_loss.h"
-#include "kernels/ops/head_loss_parallel.h"
 #include "pipeline/model_shard.h"
 
 namespace radlads {
@@ -29,12 +27,13 @@ Tensor RecvTensor(Communicator& c, const Shape& shape, int peer, int tag) {
   return t;
 }
 
-// Positions with a target (the CE mean's count).
-std::int64_t CountTargets(const Tensor& targets) {
-  std::int64_t n = 0;
-  const std::int32_t* tg = targets.data<std::int32_t>();
-  for (std::int64_t i = 0; i < targets.numel(); ++i) n += tg[i] >= 0 ? 1 : 0;
-  return n;
+
+// A finetune step's statistics in the step-2 record (kl and top1 zero).
+DistillStepStats AsStepStats(const FinetuneStepStats& f) {
+  DistillStepStats s;
+  s.student_ce = f.ce;
+  s.tokens = f.tokens;
+  return s;
 }
 
 }  // namespace
@@ -92,34 +91,15 @@ GangTrainer::~GangTrainer() = default;
 
 DistillStepStats GangTrainer::LastStageLoss(const LmBatch& b, const Tensor& student_hidden, const Tensor& teacher_hidden,
                                             float grad_scale, Tensor& dhidden) {
-  const std::int64_t N = b.targets.numel();
   dhidden = Tensor::Zeros(student_hidden.shape());
   Tensor dw = student_.head_grad();
-  HeadGrads grads{&dhidden, dw.defined() ? &dw : nullptr};
-  HeadLossOptions ho;
-  ho.chunk = chunk_;
-  VocabShard vs{groups_.tp, student_.shard().vocab_begin, groups_.full_vocab};
-  DistillStepStats s;
-  s.tokens = N;
+  const HeadGrads grads{&dhidden, dw.defined() ? &dw : nullptr};
+  const VocabShard vs{groups_.tp, student_.shard().vocab_begin, groups_.full_vocab};
   if (teacher_ != nullptr) {
-    ho.grad_scale = grad_scale / static_cast<float>(N);
-    KlResult r = groups_.tp != nullptr
-                     ? VocabParallelKl(student_hidden, student_.head_weight(), teacher_hidden, teacher_->head_weight(),
-                                       &b.targets, grads, ho, vs)
-                     : FusedKl(student_hidden, student_.head_weight(), teacher_hidden, teacher_->head_weight(),
-                               &b.targets, grads, ho);
-    s.kl = r.kl_sum / static_cast<double>(N);
-    s.top1 = static_cast<double>(r.top1_agree) / static_cast<double>(N);
-    s.student_ce = r.ce_count > 0 ? r.ce_sum / static_cast<double>(r.ce_count) : 0.0;
-  } else {
-    const std::int64_t n = CountTargets(b.targets);
-    ho.grad_scale = n > 0 ? grad_scale / static_cast<float>(n) : 0.0f;
-    CeResult r = groups_.tp != nullptr
-                     ? VocabParallelCrossEntropy(student_hidden, student_.head_weight(), b.targets, grads, ho, vs)
-                     : FusedCrossEntropy(student_hidden, student_.head_weight(), b.targets, grads, ho);
-    s.student_ce = r.count > 0 ? r.loss_sum / static_cast<double>(r.count) : 0.0;
+    return DistillHeadLoss(student_hidden, student_.head_weight(), teacher_hidden, teacher_->head_weight(), b.targets,
+                           grad_scale, chunk_, &vs, grads);
   }
-  return s;
+  return AsStepStats(FinetuneHeadLoss(student_hidden, student_.head_weight(), b.targets, grad_scale, chunk_, &vs, grads));
 }
 
 DistillStepStats GangTrainer::AccumulateStep(const std::vector<LmBatch>& mbs, float grad_scale) {
@@ -136,11 +116,7 @@ DistillStepStats GangTrainer::AccumulateStep(const std::vector<LmBatch>& mbs, fl
       if (kd_ != nullptr) {
         add(kd_->Accumulate(b, grad_scale));
       } else {
-        FinetuneStepStats f = ft_->Accumulate(b, grad_scale);
-        DistillStepStats s;
-        s.student_ce = f.ce;
-        s.tokens = f.tokens;
-        add(s);
+        add(AsStepStats(ft_->Accumulate(b, grad_scale)));
       }
     }
     return total;

@@ -67,16 +67,49 @@ DistillTrainer::DistillTrainer(DecoderModel& student, ParamSet& student_params, 
                                const OptimizerSettings& opt, std::int64_t kl_chunk)
     : student_(student), teacher_(teacher), optimizer_(student_params, opt), chunk_(kl_chunk) {}
 
+DistillStepStats DistillHeadLoss(const Tensor& student_hidden, const Tensor& w_student, const Tensor& teacher_hidden,
+                                 const Tensor& w_teacher, const Tensor& targets, float grad_scale, std::int64_t chunk,
+                                 const VocabShard* vocab, const HeadGrads& grads) {
+  const std::int64_t N = targets.numel();
+  HeadLossOptions ho;
+  ho.chunk = chunk;
+  ho.grad_scale = grad_scale / static_cast<float>(N);
+  const bool split = vocab != nullptr && vocab->group != nullptr && vocab->group->size() > 1;
+  KlResult r = split ? VocabParallelKl(student_hidden, w_student, teacher_hidden, w_teacher, &targets, grads, ho, *vocab)
+                     : FusedKl(student_hidden, w_student, teacher_hidden, w_teacher, &targets, grads, ho);
+  DistillStepStats s;
+  s.tokens = N;
+  s.kl = r.kl_sum / static_cast<double>(N);
+  s.top1 = static_cast<double>(r.top1_agree) / static_cast<double>(N);
+  s.student_ce = r.ce_count > 0 ? r.ce_sum / static_cast<double>(r.ce_count) : 0.0;
+  return s;
+}
+
+FinetuneStepStats FinetuneHeadLoss(const Tensor& hidden, const Tensor& w, const Tensor& targets, float grad_scale,
+                                   std::int64_t chunk, const VocabShard* vocab, const HeadGrads& grads) {
+  // The reported loss is the mean over positions with a target (-1: ignored), so the gradient is
+  // scaled by the same count.
+  std::int64_t n = 0;
+  const std::int32_t* tg = targets.data<std::int32_t>();
+  for (std::int64_t i = 0; i < targets.numel(); ++i) n += tg[i] >= 0 ? 1 : 0;
+  HeadLossOptions ho;
+  ho.chunk = chunk;
+  ho.grad_scale = n > 0 ? grad_scale / static_cast<float>(n) : 0.0f;
+  const bool split = vocab != nullptr && vocab->group != nullptr && vocab->group->size() > 1;
+  CeResult r = split ? VocabParallelCrossEntropy(hidden, w, targets, grads, ho, *vocab)
+                     : FusedCrossEntropy(hidden, w, targets, grads, ho);
+  FinetuneStepStats s;
+  s.tokens = r.count;
+  s.ce = r.count > 0 ? r.loss_sum / static_cast<double>(r.count) : 0.0;
+  return s;
+}
+
 DistillStepStats DistillTrainer::Run(const LmBatch& batch, bool backward, float grad_scale) {
   DecoderForwardOptions tf;
   Tensor teacher_hidden = teacher_.Forward(batch.inputs, tf);
   DecoderForwardOptions sf;
   sf.need_backward = backward;
   Tensor student_hidden = student_.Forward(batch.inputs, sf);
-  const std::int64_t N = batch.targets.numel();
-  HeadLossOptions ho;
-  ho.chunk = chunk_;
-  ho.grad_scale = grad_scale / static_cast<float>(N);
   Tensor dhidden;
   Tensor dw = student_.head_grad();
   HeadGrads grads;
@@ -85,14 +118,9 @@ DistillStepStats DistillTrainer::Run(const LmBatch& batch, bool backward, float 
     grads.dx = &dhidden;
     grads.dw = dw.defined() ? &dw : nullptr;
   }
-  KlResult r = FusedKl(student_hidden, student_.head_weight(), teacher_hidden, teacher_.head_weight(),
-                       &batch.targets, grads, ho);
+  const DistillStepStats s = DistillHeadLoss(student_hidden, student_.head_weight(), teacher_hidden,
+                                             teacher_.head_weight(), batch.targets, grad_scale, chunk_, nullptr, grads);
   if (backward) student_.Backward(dhidden);
-  DistillStepStats s;
-  s.tokens = N;
-  s.kl = r.kl_sum / static_cast<double>(N);
-  s.top1 = static_cast<double>(r.top1_agree) / static_cast<double>(N);
-  s.student_ce = r.ce_count > 0 ? r.ce_sum / static_cast<double>(r.ce_count) : 0.0;
   return s;
 }
 
@@ -110,22 +138,11 @@ FinetuneStepStats FinetuneTrainer::Accumulate(const LmBatch& batch, float grad_s
   DecoderForwardOptions fo;
   fo.need_backward = true;
   Tensor hidden = model_.Forward(batch.inputs, fo);
-  // The reported loss is the mean over positions with a target (-1: ignored), so the gradient is
-  // scaled by the same count.
-  std::int64_t n = 0;
-  const std::int32_t* tg = batch.targets.data<std::int32_t>();
-  for (std::int64_t i = 0; i < batch.targets.numel(); ++i) n += tg[i] >= 0 ? 1 : 0;
   Tensor dhidden = Tensor::Zeros(hidden.shape());
   Tensor dw = model_.head_grad();
-  HeadLossOptions ho;
-  ho.chunk = chunk_;
-  ho.grad_scale = n > 0 ? grad_scale / static_cast<float>(n) : 0.0f;
-  CeResult r = FusedCrossEntropy(hidden, model_.head_weight(), batch.targets,
-                                 HeadGrads{&dhidden, dw.defined() ? &dw : nullptr}, ho);
+  const FinetuneStepStats s = FinetuneHeadLoss(hidden, model_.head_weight(), batch.targets, grad_scale, chunk_,
+                                               nullptr, HeadGrads{&dhidden, dw.defined() ? &dw : nullptr});
   model_.Backward(dhidden);
-  FinetuneStepStats s;
-  s.tokens = r.count;
-  s.ce = r.count > 0 ? r.loss_sum / static_cast<double>(r.count) : 0.0;
   return s;
 }
 

@@ -19,6 +19,8 @@
 
 #include <cstdint>
 
+#include "kernels/ops/head_loss.h"
+#include "kernels/ops/head_loss_parallel.h"
 #include "kernels/ops/rope.h"
 #include "pipeline/decoder.h"
 #include "pipeline/lm_batch.h"
@@ -72,6 +74,23 @@ struct DistillStepStats {
   std::int64_t tokens = 0;
 };
 
+struct FinetuneStepStats {
+  double ce = 0.0;  // nats/token
+  std::int64_t tokens = 0;
+};
+
+// The LM head and loss of steps 2 and 3 on final hidden states [.., C] (the student's, and the
+// teacher's for KL), with the token-mean scaling of the spec: KL over all N positions, CE over
+// the positions with a target. Accumulates grad_scale * d(mean loss) into grads (dx the whole
+// gradient; dw this rank's head rows). With `vocab` (a group of more than one rank) the heads
+// are this rank's vocabulary rows and the loss is vocabulary-parallel
+// (kernels/ops/head_loss_parallel.h); otherwise the fused whole-vocabulary loss.
+DistillStepStats DistillHeadLoss(const Tensor& student_hidden, const Tensor& w_student, const Tensor& teacher_hidden,
+                                 const Tensor& w_teacher, const Tensor& targets, float grad_scale, std::int64_t chunk,
+                                 const VocabShard* vocab, const HeadGrads& grads);
+FinetuneStepStats FinetuneHeadLoss(const Tensor& hidden, const Tensor& w, const Tensor& targets, float grad_scale,
+                                   std::int64_t chunk, const VocabShard* vocab, const HeadGrads& grads);
+
 class DistillTrainer {
  public:
   // Every student parameter must be trainable (SetTrainable before building `student`).
@@ -88,11 +107,6 @@ class DistillTrainer {
   DecoderModel& teacher_;
   AdamWOptimizer optimizer_;
   std::int64_t chunk_;
-};
-
-struct FinetuneStepStats {
-  double ce = 0.0;  // nats/token
-  std::int64_t tokens = 0;
 };
 
 class FinetuneTrainer {
