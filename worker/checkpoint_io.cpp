@@ -160,7 +160,12 @@ Result<Tensor> AssembleWhole(const std::vector<Shard>& shards, const std::string
   for (const Shard& s : shards) {
     const SafetensorsTensorInfo* info = s.file.Find(name);
     if (info == nullptr) continue;
-    if (Shape(info->shape.begin(), info->shape.end()) == full) return ReadTensor(s.file, *info);
+    const Shape shape(info->shape.begin(), info->shape.end());
+    if (shape == full) return ReadTensor(s.file, *info);
+    if (s.tp == 1) {  // a whole-model file holding another shape: the wrong model
+      return Status::Corruption(s.file.path() + ": tensor '" + name + "' is " + std::string(DTypeName(info->dtype)) +
+                                " " + ShapeToString(shape) + ", expected F32 " + ShapeToString(full));
+    }
     if (pieces_tp == 0) {
       pieces_tp = s.tp;
       pieces.resize(static_cast<std::size_t>(s.tp));
@@ -196,32 +201,13 @@ std::map<std::string, std::string> ShardMetadata(int tp, int tp_rank, int pp, in
 
 Result<TrainingState> LoadTrainingCheckpoint(const std::string& run_dir, const FileRecord& file,
                                              ParamSet& params, bool require_all) {
-  RADLADS_ASSIGN_OR_RETURN(SafetensorsFile f, OpenCheckpoint(run_dir, file));
-  RADLADS_ASSIGN_OR_RETURN(TrainingState st, ReadState(f));
-  for (Param* p : params.params()) {
-    const SafetensorsTensorInfo* info = f.Find(p->name);
-    if (info == nullptr) {
-      if (require_all) return Status::Corruption(f.path() + ": tensor '" + p->name + "' is missing");
-      continue;
-    }
-    RADLADS_RETURN_IF_ERROR(CopyInto(f, *info, p->value));
-    const SafetensorsTensorInfo* m = f.Find(p->name + kMomentM);
-    const SafetensorsTensorInfo* v = f.Find(p->name + kMomentV);
-    if (m != nullptr && v != nullptr) {
-      if (!p->adam_m.defined()) {
-        p->adam_m = Tensor::Zeros(p->value.shape());
-        p->adam_v = Tensor::Zeros(p->value.shape());
-      }
-      RADLADS_RETURN_IF_ERROR(CopyInto(f, *m, p->adam_m));
-      RADLADS_RETURN_IF_ERROR(CopyInto(f, *v, p->adam_v));
-    }
-  }
-  return st;
+  return LoadCheckpointShards(run_dir, {file}, params, 1, 0, {}, require_all);
 }
 
 Result<TrainingState> LoadCheckpointShards(const std::string& run_dir, const std::vector<FileRecord>& files,
                                            ParamSet& params, int tp, int tp_rank,
-                                           const std::map<std::string, Shape, std::less<>>& full_shapes) {
+                                           const std::map<std::string, Shape, std::less<>>& full_shapes,
+                                           bool require_all) {
   if (files.empty()) return Status::InvalidArgument("a checkpoint with no files");
   std::vector<Shard> shards;
   TrainingState st;
@@ -251,6 +237,7 @@ Result<TrainingState> LoadCheckpointShards(const std::string& run_dir, const std
     Result<Tensor> value = AssembleWhole(shards, p->name, full);
     if (!value.ok()) {
       if (value.status().code() == Status::Code::kNotFound) {
+        if (!require_all) continue;
         return Status::Corruption(where + ": tensor '" + p->name + "' is missing");
       }
       return value.status();
@@ -264,11 +251,11 @@ Result<TrainingState> LoadCheckpointShards(const std::string& run_dir, const std
     if (m.ok() && v.ok()) {
       put(*m, p->adam_m);
       put(*v, p->adam_v);
-    } else if (m.status().code() != Status::Code::kNotFound) {
+    } else if (!m.ok() && m.status().code() != Status::Code::kNotFound) {
       return m.status();
-    } else if (v.status().code() != Status::Code::kNotFound) {
+    } else if (!v.ok() && v.status().code() != Status::Code::kNotFound) {
       return v.status();
-    }
+    }  // no moments (or only one of the two): the parameter has none from this checkpoint
   }
   return st;
 }

@@ -46,6 +46,7 @@ Result<FileRecord> SaveTrainingCheckpoint(const std::string& run_dir, const std:
 
 // Reads RUN/<file.path> into every parameter of `params` that the file holds (values and, when
 // present, moments); fails when `require_all` and a parameter is missing. Returns the state.
+// (LoadCheckpointShards of one whole-model file.)
 Result<TrainingState> LoadTrainingCheckpoint(const std::string& run_dir, const FileRecord& file,
                                              ParamSet& params, bool require_all);
 
@@ -55,10 +56,12 @@ std::map<std::string, std::string> ShardMetadata(int tp, int tp_rank, int pp, in
 // Reads the checkpoint `files` (one whole-model file or the shards of any layout) into
 // `params`, whose parameters have local shapes for rank `tp_rank` of `tp`; `full_shapes` gives
 // each parameter's whole shape (a parameter not in it is taken as whole). Every parameter of
-// `params` must be found (else Corruption naming it); moments are loaded where present.
+// `params` must be found (else Corruption naming it) unless !require_all (the parameters the
+// files do not hold are left as they are); moments are loaded where present.
 Result<TrainingState> LoadCheckpointShards(const std::string& run_dir, const std::vector<FileRecord>& files,
                                            ParamSet& params, int tp, int tp_rank,
-                                           const std::map<std::string, Shape, std::less<>>& full_shapes);
+                                           const std::map<std::string, Shape, std::less<>>& full_shapes,
+                                           bool require_all = true);
 
 // The record of an existing file under RUN/ (size and checksum).
 Result<FileRecord> RecordFile(const std::string& run_dir, const std::string& rel_path);
