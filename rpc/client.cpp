@@ -31,6 +31,15 @@ std::int64_t NowMs() {
       .count();
 }
 
+// The pause before attempt `attempt` (1-based) of a retried call: none before the first, then
+// `first_ms` doubling up to 5 s.
+void BackoffBefore(int attempt, std::int64_t first_ms) {
+  if (attempt <= 1) return;
+  std::int64_t ms = first_ms;
+  for (int k = 2; k < attempt && ms < 5'000; ++k) ms *= 2;
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::min<std::int64_t>(ms, 5'000)));
+}
+
 Status Transport(const std::string& address, const std::string& what) {
   return Status::Unavailable("coordinator at " + address + ": " + what);
 }
@@ -184,12 +193,8 @@ void Client::Disconnect() {
 Status Client::EnsureConnected() {
   if (fd_ >= 0) return Status::Ok();
   Status last;
-  std::int64_t backoff = options_.retry_backoff_ms;
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-    if (attempt > 1) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
-      backoff = std::min<std::int64_t>(backoff * 2, 5'000);
-    }
+    BackoffBefore(attempt, options_.retry_backoff_ms);
     last = ConnectOnce();
     if (last.ok() || !Retryable(last)) return last;
   }
@@ -343,12 +348,8 @@ Result<Reply> Client::CallOnce(const protocol::Request& request) {
 Result<Reply> Client::Call(const protocol::Request& request) {
   const MsgType type = protocol::TypeOf(request);
   Status last;
-  std::int64_t backoff = options_.retry_backoff_ms;
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-    if (attempt > 1) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
-      backoff = std::min<std::int64_t>(backoff * 2, 5'000);
-    }
+    BackoffBefore(attempt, options_.retry_backoff_ms);
     auto r = CallOnce(request);
     if (r.ok()) {
       if (attempt > 1 && (type == MsgType::kFail || type == MsgType::kRelease) &&

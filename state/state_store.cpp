@@ -266,10 +266,13 @@ Status StateStoreLoader::Load(rocksdb::Iterator* it, RunState* out, LoadedTables
   return Status::Ok();
 }
 
-Status StateStoreLoader::Replay(rocksdb::Iterator* it, RunState* out) {
-  RunState s;
+// Decodes the event log from sequence `first` on (0: every entry under the prefix, malformed
+// keys included), in order, handing each event and its key to
+// `fn` (a Status; false from `more` stops early). Corruption names the key of a bad entry.
+template <typename Fn, typename More>
+Status ForEachEvent(rocksdb::Iterator* it, std::uint64_t first, More&& more, Fn&& fn) {
   const std::string prefix(state_keys::kEventPrefix);
-  for (it->Seek(prefix); it->Valid(); it->Next()) {
+  for (it->Seek(first == 0 ? prefix : state_keys::Event(first)); it->Valid() && more(); it->Next()) {
     const std::string_view key(it->key().data(), it->key().size());
     if (!StartsWith(key, prefix)) break;
     std::uint64_t seq = 0;
@@ -280,9 +283,16 @@ Status StateStoreLoader::Replay(rocksdb::Iterator* it, RunState* out) {
     RADLADS_RETURN_IF_ERROR(
         DecodeEvent(std::string_view(it->value().data(), it->value().size()), key, &e));
     e.seq = seq;
-    RADLADS_RETURN_IF_ERROR(s.Apply(e).WithContext(std::string(key)));
+    RADLADS_RETURN_IF_ERROR(fn(std::move(e), key));
   }
-  RADLADS_RETURN_IF_ERROR(FromRocks(it->status(), "iterating the event log"));
+  return FromRocks(it->status(), "iterating the event log");
+}
+
+Status StateStoreLoader::Replay(rocksdb::Iterator* it, RunState* out) {
+  RunState s;
+  RADLADS_RETURN_IF_ERROR(ForEachEvent(
+      it, 0, [] { return true; },
+      [&](Event e, std::string_view key) { return s.Apply(e).WithContext(std::string(key)); }));
   *out = std::move(s);
   return Status::Ok();
 }
@@ -424,21 +434,12 @@ Result<RunState> StateStore::ReplayLog() const {
 Result<std::vector<Event>> StateStore::ReadEvents(std::uint64_t first, std::size_t limit) const {
   std::vector<Event> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  const std::string prefix(state_keys::kEventPrefix);
-  for (it->Seek(state_keys::Event(first)); it->Valid() && out.size() < limit; it->Next()) {
-    const std::string_view key(it->key().data(), it->key().size());
-    if (!StartsWith(key, prefix)) break;
-    std::uint64_t seq = 0;
-    if (!ParseHex16(key.substr(2), &seq)) {
-      return Status::Corruption(std::string(key) + ": malformed event key");
-    }
-    Event e;
-    RADLADS_RETURN_IF_ERROR(
-        DecodeEvent(std::string_view(it->value().data(), it->value().size()), key, &e));
-    e.seq = seq;
-    out.push_back(std::move(e));
-  }
-  RADLADS_RETURN_IF_ERROR(FromRocks(it->status(), dir_));
+  RADLADS_RETURN_IF_ERROR(ForEachEvent(
+      it.get(), first, [&] { return out.size() < limit; },
+      [&](Event e, std::string_view) {
+        out.push_back(std::move(e));
+        return Status::Ok();
+      }).WithContext(dir_));
   return out;
 }
 
