@@ -71,6 +71,9 @@ inline constexpr int kExitFailure = 1;       // runtime failure (I/O, internal, 
 inline constexpr int kExitInvalidInput = 2;  // invalid input or usage
 // Returned by radlads-coord after a drain (SIGUSR1/SIGTERM) so the sbatch script requeues.
 inline constexpr int kExitRequeue = 3;
+// Stopped at the user's request (`radlads-coord cancel`): drained like kExitRequeue, but a
+// batch job must end without a requeue. Running the same command again resumes.
+inline constexpr int kExitCancelled = 4;
 
 // kInvalidArgument, kNotFound, kCorruption and kResourceExhausted are the user's input -> 2.
 int ExitCodeFor(const Status& s);

@@ -442,6 +442,9 @@ Status Client::Release(LeaseId lease, std::string_view reason) {
 Status Client::Drain(std::string_view reason) {
   return StatusOf(Call(protocol::DrainRequest{std::string(reason)}));
 }
+Status Client::Cancel(std::string_view reason, std::string_view job_id) {
+  return StatusOf(Call(protocol::CancelRequest{std::string(reason), std::string(job_id)}));
+}
 Result<LeaseReply> Client::CompleteAndContinue(LeaseId lease, const FinalRecord& final_record) {
   return BodyAs<LeaseReply>(Call(protocol::CompleteAndContinueRequest{lease, final_record}));
 }

@@ -75,6 +75,9 @@ class Client final : public CoordinatorPort {
   Status Fail(LeaseId lease, std::string_view reason) { return Fail(lease, reason, true); }
   Status Release(LeaseId lease, std::string_view reason) override;
   Status Drain(std::string_view reason) override;
+  // The user's cancel (protocol::CancelRequest): the run drains and its coordinator exits with
+  // kExitCancelled.
+  Status Cancel(std::string_view reason, std::string_view job_id);
   Status EvictSegment(int segment, int stage) override;
   Result<int> ExpireLeases();
   // The coordinator's status document (status/status_report.h).

@@ -23,7 +23,7 @@ constexpr MsgType kRequestTypes[] = {
     MsgType::kRegisterWorker, MsgType::kLease,   MsgType::kHeartbeat,    MsgType::kCommitCheckpoint,
     MsgType::kComplete,       MsgType::kFail,    MsgType::kRelease,      MsgType::kDrain,
     MsgType::kExpireLeases,   MsgType::kGetStatus, MsgType::kBye,          MsgType::kEvictSegment,
-    MsgType::kCompleteAndContinue};
+    MsgType::kCompleteAndContinue, MsgType::kCancel};
 static_assert(std::size(kRequestTypes) == std::variant_size_v<Request>);
 
 template <std::size_t I = 0>
@@ -133,6 +133,7 @@ std::string MsgTypeName(std::uint8_t type) {
     case MsgType::kBye: name = "bye"; break;
     case MsgType::kEvictSegment: name = "evict_segment"; break;
     case MsgType::kCompleteAndContinue: name = "complete_and_continue"; break;
+    case MsgType::kCancel: name = "cancel"; break;
     default: {
       static constexpr char kHex[] = "0123456789abcdef";
       return std::string("unknown(0x") + kHex[type >> 4] + kHex[type & 15] + ")";

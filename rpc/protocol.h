@@ -57,7 +57,8 @@ namespace radlads::protocol {
 
 // 2: WorkerInfo gained rank, device, memory_bytes and gang; LeaseReply carries evictions; the
 //    EvictSegment request. A peer of another version is refused (bad_version) naming both.
-inline constexpr std::uint8_t kProtocolVersion = 2;
+// 3: the Cancel request (`radlads-coord cancel`).
+inline constexpr std::uint8_t kProtocolVersion = 3;
 inline constexpr std::size_t kLengthPrefixBytes = 4;
 inline constexpr std::size_t kMacBytes = 32;
 inline constexpr std::size_t kNonceBytes = 32;
@@ -94,10 +95,11 @@ enum class MsgType : std::uint8_t {
   kBye = 26,
   kEvictSegment = 27,         // since version 2
   kCompleteAndContinue = 28,  // since version 2
+  kCancel = 29,               // since version 3
 };
 inline constexpr std::uint8_t kReplyBit = 0x80;
 inline constexpr std::uint8_t kFirstRequestType = 16;
-inline constexpr std::uint8_t kLastRequestType = 28;
+inline constexpr std::uint8_t kLastRequestType = 29;
 
 bool IsRequestType(std::uint8_t type);
 // "lease", "lease_reply", "challenge", ..., or "unknown(0x7f)".
@@ -233,6 +235,12 @@ struct ReleaseRequest {
   std::string reason;
 };
 struct DrainRequest { std::string reason; };
+// The user's cancel: Scheduler::Cancel (RunCancelled, then a drain); the coordinator then exits
+// with kExitCancelled instead of kExitRequeue.
+struct CancelRequest {
+  std::string reason;
+  std::string job_id;  // the batch job the coordinator runs in, as the canceller saw it ("" none)
+};
 struct ExpireLeasesRequest {};
 struct GetStatusRequest {};
 struct ByeRequest {};
@@ -273,6 +281,11 @@ void VisitFields(V& v, ReleaseRequest& r) {
 template <class V>
 void VisitFields(V& v, DrainRequest& r) { v.Str("reason", r.reason, kMaxTextBytes); }
 template <class V>
+void VisitFields(V& v, CancelRequest& r) {
+  v.Str("reason", r.reason, kMaxTextBytes);
+  v.Str("job_id", r.job_id, kMaxIdBytes);
+}
+template <class V>
 void VisitFields(V&, ExpireLeasesRequest&) {}
 template <class V>
 void VisitFields(V&, GetStatusRequest&) {}
@@ -302,7 +315,7 @@ void VisitFields(V& v, CompleteAndContinueRequest& r) {
 using Request = std::variant<RegisterWorkerRequest, LeaseRequest, HeartbeatRequest, CommitRequest,
                              CompleteRequest, FailRequest, ReleaseRequest, DrainRequest,
                              ExpireLeasesRequest, GetStatusRequest, ByeRequest, EvictSegmentRequest,
-                             CompleteAndContinueRequest>;
+                             CompleteAndContinueRequest, CancelRequest>;
 
 MsgType TypeOf(const Request& r);
 // `version`: the protocol version of the layout (the current one on the wire; older ones for
@@ -330,7 +343,7 @@ using ReplyBody =
 
 // A reply: the operation's Status (a scheduler error such as FailedPrecondition travels here; it
 // is not a protocol violation) and, when OK, the body of the request's kind:
-//   RegisterWorker, Fail, Release, Drain, Bye, EvictSegment -> EmptyReply;
+//   RegisterWorker, Fail, Release, Drain, Cancel, Bye, EvictSegment -> EmptyReply;
 //   Lease, CompleteAndContinue -> LeaseReply;
 //   Heartbeat -> HeartbeatReply;  CommitCheckpoint, Complete -> CommitReply;
 //   ExpireLeases -> ExpireReply;  GetStatus -> StatusReply.

@@ -441,6 +441,18 @@ class Server::Impl::Connection : public std::enable_shared_from_this<Connection>
             }
             srv->CheckPhase();
           });
+    } else if (auto* r = std::get_if<protocol::CancelRequest>(&req)) {
+      const std::string who = "cancel requested by " + peer_ + " ('" + session_.client_name() +
+                              "'): " + r->reason;
+      Blocking(
+          seq, [sched, who, job = r->job_id] { return ToReply(sched->Cancel(who, job)); },
+          [srv, who](const Reply& rep) {
+            if (rep.status.ok() && !srv->draining) {
+              srv->draining = true;
+              log::Info("coordinator: " + who);
+            }
+            srv->CheckPhase();
+          });
     } else if (auto* r = std::get_if<protocol::CompleteAndContinueRequest>(&req)) {
       Blocking(seq, [sched, r = std::move(*r)] {
         return ToReply(sched->CompleteAndContinue(r.lease, r.final_record));
@@ -745,9 +757,11 @@ void Server::Impl::CheckPhase() {
         now - *drained_since < std::chrono::milliseconds(opt.exit_after_run_over_ms)) {
       return;
     }
-    log::Info("coordinator: drain complete (no lease outstanding); exiting with code " +
-              std::to_string(kExitRequeue) + " for requeue");
-    BeginExit(kExitRequeue, "drained");
+    const bool cancelled = store->Read([](const RunState& s) { return !s.status().cancelled.empty(); });
+    const int code = cancelled ? kExitCancelled : kExitRequeue;
+    log::Info("coordinator: drain complete (no lease outstanding); exiting with code " + std::to_string(code) +
+              (cancelled ? " (cancelled: no requeue)" : " for requeue"));
+    BeginExit(code, "drained");
     return;
   }
   if (phase == RunPhase::kCompleted || phase == RunPhase::kFailed) {

@@ -57,6 +57,8 @@ constexpr EventKind KindFor() {
   else if constexpr (std::is_same_v<T, RunResumed>) return EventKind::kRunResumed;
   else if constexpr (std::is_same_v<T, SegmentEvictable>) return EventKind::kSegmentEvictable;
   else if constexpr (std::is_same_v<T, RunRelaid>) return EventKind::kRunRelaid;
+  else if constexpr (std::is_same_v<T, JobStarted>) return EventKind::kJobStarted;
+  else if constexpr (std::is_same_v<T, RunCancelled>) return EventKind::kRunCancelled;
   else {
     static_assert(std::is_same_v<T, SegmentEvicted>);
     return EventKind::kSegmentEvicted;
@@ -89,6 +91,8 @@ std::string_view EventKindName(EventKind kind) {
     case EventKind::kSegmentEvictable: return "segment_evictable";
     case EventKind::kSegmentEvicted: return "segment_evicted";
     case EventKind::kRunRelaid: return "run_relaid";
+    case EventKind::kJobStarted: return "job_started";
+    case EventKind::kRunCancelled: return "run_cancelled";
   }
   return "unknown";
 }
@@ -202,6 +206,8 @@ Status DecodeEvent(std::string_view value, std::string_view key, Event* out) {
     case EventKind::kSegmentEvictable: DecodeAs<SegmentEvictable>(in, &out->body); break;
     case EventKind::kSegmentEvicted: DecodeAs<SegmentEvicted>(in, &out->body); break;
     case EventKind::kRunRelaid: DecodeAs<RunRelaid>(in, &out->body); break;
+    case EventKind::kJobStarted: DecodeAs<JobStarted>(in, &out->body); break;
+    case EventKind::kRunCancelled: DecodeAs<RunCancelled>(in, &out->body); break;
     default:
       return Status::Corruption(std::string(key) + ": unknown event kind " + std::to_string(kind));
   }
@@ -262,6 +268,12 @@ std::string DescribeEvent(const Event& e) {
         } else if constexpr (std::is_same_v<T, RunRelaid>) {
           out += " ttl_ms=" + num(b.lease_ttl_ms);
           for (const GangSize& g : b.gangs) out += " " + g.task + "=" + num(g.workers);
+        } else if constexpr (std::is_same_v<T, JobStarted>) {
+          out += " " + b.job.scheduler + "_job=" + Quote(b.job.job_id) + " restart=" + num(b.job.restart) +
+                 " nodes=" + Quote(b.job.nodes) + " progress=" + num(b.job.progress);
+          if (!b.job.refused.empty()) out += " refused=" + Quote(b.job.refused);
+        } else if constexpr (std::is_same_v<T, RunCancelled>) {
+          out += " reason=" + Quote(b.reason) + " job=" + Quote(b.job_id);
         }
       },
       e.body);

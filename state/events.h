@@ -41,8 +41,9 @@ namespace radlads {
 
 // The version byte that opens every value (event or table row) in RUN/state/. Values of every
 // version from 1 up are read (fields added later keep their defaults); new values are written
-// in this one. 2: WorkerInfo gained rank, device, memory_bytes and gang.
-inline constexpr std::uint8_t kStateFormatVersion = 2;
+// in this one. 2: WorkerInfo gained rank, device, memory_bytes and gang. 3: the run row gained
+// the batch-job starts and the cancellation (JobStarted, RunCancelled).
+inline constexpr std::uint8_t kStateFormatVersion = 3;
 
 
 // Run-wide settings fixed at creation (carried by the RunCreated event).
@@ -163,6 +164,28 @@ struct RunRelaid {
   TimeMs lease_ttl_ms = 0;
   std::vector<GangSize> gangs;
 };
+// One start of the coordinator inside a batch job (Slurm), recorded before it resumes the run,
+// so that status shows the job and its restarts, and a job that keeps restarting without
+// progress is stopped (cli/job_start.h). State format 3.
+struct JobStart {
+  std::string scheduler;      // "slurm"
+  std::string job_id;         // SLURM_JOB_ID
+  int restart = 0;            // SLURM_RESTART_COUNT: 0 for the first start of the job
+  std::string nodes;          // the allocation's node list ("n[1-2]")
+  TimeMs end_ms = 0;          // when the allocation's time limit ends; 0: unknown or none
+  std::int64_t progress = 0;  // RunState::CommitCount() at this start
+  std::string refused;        // non-empty: this start did not resume the run, and why
+};
+struct JobStarted {
+  JobStart job;
+};
+// The user cancelled the run (`radlads-coord cancel`): it drains and its job ends without a
+// requeue. A later start of the same job (a requeue that raced the cancel) does not resume it;
+// any other start does, and its RunResumed clears the cancellation. State format 3.
+struct RunCancelled {
+  std::string reason;
+  std::string job_id;  // the batch job that was running, "" outside one
+};
 // Every task that reads cache(segment, stage) is done: its files may be deleted.
 struct SegmentEvictable {
   int segment = 0;
@@ -177,7 +200,8 @@ struct SegmentEvicted {
 using EventBody = std::variant<RunCreated, WorkerRegistered, WorkerLost, TaskReady, TaskLeased,
                                TaskProgress, CheckpointCommitted, TaskCompleted, LeaseEnded,
                                TaskFailed, RunFailed, RunCompleted, DrainRequested, DrainCompleted,
-                               RunResumed, SegmentEvictable, SegmentEvicted, RunRelaid>;
+                               RunResumed, SegmentEvictable, SegmentEvicted, RunRelaid,
+                               JobStarted, RunCancelled>;
 
 // Stable wire codes (docs/formats/state.md). Never renumber; append.
 enum class EventKind : std::uint8_t {
@@ -198,7 +222,9 @@ enum class EventKind : std::uint8_t {
   kRunResumed = 15,
   kSegmentEvictable = 16,
   kSegmentEvicted = 17,
-  kRunRelaid = 18,  // state format 2
+  kRunRelaid = 18,    // state format 2
+  kJobStarted = 19,   // state format 3
+  kRunCancelled = 20, // state format 3
 };
 
 struct Event {
@@ -321,6 +347,23 @@ template <class V>
 void VisitFields(V& v, GangSize& e) {
   v.Str("task", e.task, kMaxIdBytes);
   v.Int("workers", e.workers);
+}
+template <class V>
+void VisitFields(V& v, JobStart& j) {
+  v.Str("scheduler", j.scheduler, kMaxIdBytes);
+  v.Str("job_id", j.job_id, kMaxIdBytes);
+  v.Int("restart", j.restart);
+  v.Str("nodes", j.nodes, kMaxTextBytes);
+  v.Int("end_ms", j.end_ms);
+  v.Int("progress", j.progress);
+  v.Str("refused", j.refused, kMaxTextBytes);
+}
+template <class V>
+void VisitFields(V& v, JobStarted& e) { v.Rec("job", e.job); }
+template <class V>
+void VisitFields(V& v, RunCancelled& e) {
+  v.Str("reason", e.reason, kMaxTextBytes);
+  v.Str("job_id", e.job_id, kMaxIdBytes);
 }
 template <class V>
 void VisitFields(V& v, RunRelaid& e) {

@@ -243,6 +243,8 @@ Status RunState::Apply(const Event& e, RowChanges* changes) {
         else if constexpr (std::is_same_v<T, SegmentEvictable>)
           return ApplySegmentEvictable(e, b, c);
         else if constexpr (std::is_same_v<T, RunRelaid>) return ApplyRunRelaid(e, b, c);
+        else if constexpr (std::is_same_v<T, JobStarted>) return ApplyJobStarted(e, b, c);
+        else if constexpr (std::is_same_v<T, RunCancelled>) return ApplyRunCancelled(e, b, c);
         else return ApplySegmentEvicted(e, b, c);
       },
       e.body);
@@ -636,6 +638,8 @@ Status RunState::ApplyRunResumed(const Event& e, const RunResumed&, RowChanges*)
     status_.reason.clear();
     SetPhase(RunPhase::kRunning, e.at_ms);
   }
+  status_.cancelled.clear();
+  status_.cancelled_job.clear();
   ++status_.incarnation;
   ++metrics_.resumes;
   return Status::Ok();
@@ -700,6 +704,25 @@ Status RunState::ApplyRunRelaid(const Event& e, const RunRelaid& b, RowChanges* 
     c->tasks.insert(i);
   }
   c->plan = true;
+  return Status::Ok();
+}
+
+Status RunState::ApplyJobStarted(const Event& e, const JobStarted& b, RowChanges*) {
+  if (b.job.job_id.empty()) return Fail(e, "no job id");
+  if (b.job.restart < 0) return Fail(e, "restart count " + std::to_string(b.job.restart));
+  status_.jobs.push_back(b.job);
+  if (status_.jobs.size() > kMaxJobStarts) status_.jobs.erase(status_.jobs.begin());
+  ++status_.job_starts;
+  return Status::Ok();
+}
+
+Status RunState::ApplyRunCancelled(const Event& e, const RunCancelled& b, RowChanges*) {
+  if (status_.phase == RunPhase::kCompleted || status_.phase == RunPhase::kFailed) {
+    return Fail(e, "the run is already " + std::string(RunPhaseName(status_.phase)));
+  }
+  if (b.reason.empty()) return Fail(e, "no reason");
+  status_.cancelled = b.reason;
+  status_.cancelled_job = b.job_id;
   return Status::Ok();
 }
 

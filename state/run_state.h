@@ -213,7 +213,14 @@ struct RunStatus {
   TimeMs created_ms = 0;
   TimeMs phase_since_ms = 0;
   std::int64_t incarnation = 0;  // RunResumed events so far
+  // State format 3:
+  std::string cancelled;         // non-empty: cancelled by the user (RunCancelled), the reason;
+                                 // cleared by the next RunResumed
+  std::string cancelled_job;     // the batch job running when it was cancelled ("" none)
+  std::vector<JobStart> jobs;    // the last kMaxJobStarts batch-job starts, oldest first
+  std::int64_t job_starts = 0;   // every JobStarted so far
 };
+inline constexpr std::size_t kMaxJobStarts = 32;
 
 // Rows touched by one or more Apply calls (for the store's WriteBatch).
 struct RowChanges {
@@ -275,6 +282,9 @@ class RunState {
   int WindowSlotsUsed(int stage) const;  // segments of `stage` holding a slot
   const TokenLedger& ledger() const { return ledger_; }
   const RunMetrics& metrics() const { return metrics_; }
+  // Durable progress so far: checkpoint commits plus task completions. It only grows; a batch
+  // job whose restarts leave it unchanged makes no progress (cli/job_start.h).
+  std::int64_t CommitCount() const { return metrics_.checkpoints_committed + metrics_.tasks_completed; }
   // Tasks per state, indexed by TaskState.
   const std::array<int, 5>& TaskStateCounts() const { return state_counts_; }
   int TasksIn(TaskState s) const { return state_counts_[static_cast<std::size_t>(s)]; }
@@ -307,6 +317,8 @@ class RunState {
   Status ApplySegmentEvictable(const Event& e, const SegmentEvictable& b, RowChanges* c);
   Status ApplySegmentEvicted(const Event& e, const SegmentEvicted& b, RowChanges* c);
   Status ApplyRunRelaid(const Event& e, const RunRelaid& b, RowChanges* c);
+  Status ApplyJobStarted(const Event& e, const JobStarted& b, RowChanges* c);
+  Status ApplyRunCancelled(const Event& e, const RunCancelled& b, RowChanges* c);
   // A durable commit (checkpoint or final) of task i under `lease`: recorded, credited, and
   // the held chain before it made durable (MakeChainDurable: credited the rest of its budget).
   void RecordCommit(int i, const CheckpointRecord& ck, LeaseId lease, int attempt, TimeMs at, bool final,

@@ -322,6 +322,13 @@ std::string RunState::CanonicalDump() const {
           config_.run_id.c_str(), std::string(RunPhaseName(status_.phase)).c_str(),
           status_.reason.c_str(), status_.created_ms, status_.phase_since_ms,
           status_.incarnation, last_seq_, next_lease_id_);
+  AppendF(&out, "cancelled=\"%s\" job=\"%s\" job_starts=%" PRId64 "\n", status_.cancelled.c_str(),
+          status_.cancelled_job.c_str(), status_.job_starts);
+  for (const JobStart& j : status_.jobs) {
+    AppendF(&out, "job %s %s restart=%d nodes=%s end=%" PRId64 " progress=%" PRId64 " refused=\"%s\"\n",
+            j.scheduler.c_str(), j.job_id.c_str(), j.restart, j.nodes.c_str(), j.end_ms, j.progress,
+            j.refused.c_str());
+  }
   AppendF(&out, "config ttl_ms=%" PRId64 " retry_limit=%d cache_window=%d\n",
           config_.lease_ttl_ms, config_.retry_limit, config_.cache_window);
   const RunMetrics& m = metrics_;

@@ -129,6 +129,30 @@ Status Scheduler::CreateRun(const RunConfig& config, const std::vector<TaskSpec>
 Status Scheduler::Resume(std::string_view note) {
   return store_->Transact([&](Txn& tx) { return DoResume(tx, note); });
 }
+Status Scheduler::RecordJobStart(const JobStart& job) {
+  return store_->Transact([&](Txn& tx) -> Status {
+    RADLADS_RETURN_IF_ERROR(RequireRun(tx.state()));
+    if (job.job_id.empty() || job.restart < 0) {
+      return Status::InvalidArgument("job start: a job id and a restart count >= 0 are required");
+    }
+    JobStart j = job;
+    j.nodes = Clip(j.nodes);
+    j.refused = Clip(j.refused);
+    APPEND(tx, clock_->NowMs(), JobStarted{std::move(j)});
+    return Status::Ok();
+  });
+}
+Status Scheduler::Cancel(std::string_view reason, std::string_view job_id) {
+  return store_->Transact([&](Txn& tx) -> Status {
+    const RunState& s = tx.state();
+    RADLADS_RETURN_IF_ERROR(RequireRun(s));
+    if (s.phase() == RunPhase::kCompleted || s.phase() == RunPhase::kFailed) {
+      return Status::FailedPrecondition("cancel: the run is already " + std::string(RunPhaseName(s.phase())));
+    }
+    APPEND(tx, clock_->NowMs(), RunCancelled{Clip(reason.empty() ? "cancelled" : reason), std::string(job_id)});
+    return DoDrain(tx, "cancelled: " + std::string(reason));
+  });
+}
 Status Scheduler::RegisterWorker(const WorkerInfo& info) {
   return store_->Transact([&](Txn& tx) { return DoRegisterWorker(tx, info); });
 }

@@ -86,6 +86,12 @@ class Scheduler final : public CoordinatorPort {
   Status CreateRun(const RunConfig& config, const std::vector<TaskSpec>& tasks);
   // Coordinator (re)start on an existing run; see "Restart" above.
   Status Resume(std::string_view note);
+  // Records a start inside a batch job (JobStarted; cli/job_start.h decides `refused`), before
+  // Resume. Needs a created run.
+  Status RecordJobStart(const JobStart& job);
+  // The user's cancel: RunCancelled, then a drain (as Drain) when the run is running.
+  // FailedPrecondition when the run is over (completed or failed).
+  Status Cancel(std::string_view reason, std::string_view job_id);
 
   // Registers (or re-registers) a worker. Re-registering while holding a lease fails that lease
   // (the worker process restarted mid-task; it counts as a failed attempt).

@@ -67,6 +67,12 @@ void VisitFields(V& v, RunRow& r) {
   v.Int("last_seq", r.last_seq);
   v.Int("next_lease_id", r.next_lease);
   v.Rec("metrics", r.metrics);
+  if (v.Since(3)) {
+    v.Str("cancelled", r.status.cancelled, kMaxTextBytes);
+    v.Str("cancelled_job", r.status.cancelled_job, kMaxIdBytes);
+    v.Recs("jobs", r.status.jobs, kMaxJobStarts);
+    v.Int("job_starts", r.status.job_starts);
+  }
 }
 
 // The plan row is (index, spec); the task row the rest of the task's record.

@@ -78,6 +78,7 @@ std::vector<Request> SampleRequests() {
           FailRequest{9, "CUDA error: an illegal memory access", false},
           ReleaseRequest{9, "drain"},
           DrainRequest{"SIGUSR1 from Slurm"},
+          CancelRequest{"radlads-coord cancel by root@login1", "4242"},
           ExpireLeasesRequest{},
           GetStatusRequest{},
           ByeRequest{}};

@@ -719,6 +719,29 @@ TEST_F(ServerTest, ADrainRequestStopsWorkersAndExitsWithTheRequeueCode) {
   EXPECT_EQ(store_->Snapshot().phase(), RunPhase::kDrained);
 }
 
+TEST_F(ServerTest, ACancelDrainsRecordsTheCancelAndExitsWithTheCancelCode) {
+  StartServer();
+  auto c = MustConnect("w0");
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(c->RegisterWorker(testing::Worker("w0")).ok());
+  auto l = c->Lease("w0");
+  ASSERT_TRUE(l.ok() && l->grant.has_value());
+  const LeaseGrant g = *l->grant;
+  auto admin = MustConnect("admin");
+  ASSERT_NE(admin, nullptr);
+  ASSERT_TRUE(admin->Cancel("by the test", "77").ok());
+  auto hb = c->Heartbeat(g.lease, Progress{});
+  ASSERT_TRUE(hb.ok()) << hb.status().ToString();
+  EXPECT_TRUE(hb->stop);
+  ASSERT_TRUE(c->Release(g.lease, "drain").ok());
+  thread_.join();
+  EXPECT_EQ(exit_code_, kExitCancelled);
+  const RunState s = store_->Snapshot();
+  EXPECT_EQ(s.phase(), RunPhase::kDrained);
+  EXPECT_NE(s.status().cancelled.find("by the test"), std::string::npos) << s.status().cancelled;
+  EXPECT_EQ(s.status().cancelled_job, "77");
+}
+
 TEST_F(ServerTest, ASecondCoordinatorOnTheSameRunIsRefused) {
   StartServer();
   std::ostringstream err;

@@ -451,6 +451,55 @@ TEST_F(SchedulerTest, AnExpiryCanFinishTheDrain) {
   EXPECT_EQ(State().phase(), RunPhase::kDrained);
 }
 
+// Batch-job starts are kept (the last kMaxJobStarts), survive a reopen, and the cancel drains
+// and is cleared by the next resume.
+TEST_F(SchedulerTest, JobStartsAndTheCancelAreDurableAndTheNextResumeClearsTheCancel) {
+  Start(MakePlan(PlanShape{}));
+  Register("a");
+  LeaseGrant g = MustLease("a");
+  ASSERT_TRUE(sched_->CommitCheckpoint(g.lease, Ckpt(g.task.id, 1, 0)).ok());
+  for (int r = 0; r < static_cast<int>(kMaxJobStarts) + 3; ++r) {
+    JobStart j{"slurm", "4242", r, "n[1-2]", 1'700'000'000'000 + r, State().CommitCount(), ""};
+    if (r == 1) j.refused = "no progress";
+    ASSERT_TRUE(sched_->RecordJobStart(j).ok());
+  }
+  EXPECT_EQ(State().CommitCount(), 1);
+  ASSERT_TRUE(sched_->Cancel("radlads-coord cancel by root", "4242").ok());
+  RunState s = State();
+  EXPECT_EQ(s.phase(), RunPhase::kDraining);  // the lease is still out
+  EXPECT_EQ(s.status().cancelled, "radlads-coord cancel by root");
+  EXPECT_EQ(s.status().cancelled_job, "4242");
+  ASSERT_EQ(s.status().jobs.size(), kMaxJobStarts);
+  EXPECT_EQ(s.status().job_starts, static_cast<std::int64_t>(kMaxJobStarts) + 3);
+  EXPECT_EQ(s.status().jobs.front().restart, 3);  // the oldest ones were dropped
+  EXPECT_EQ(s.status().jobs.back().restart, static_cast<int>(kMaxJobStarts) + 2);
+  EXPECT_EQ(s.status().jobs.back().progress, 1);
+  ASSERT_TRUE(sched_->Release(g.lease, "drain").ok());
+  EXPECT_EQ(State().phase(), RunPhase::kDrained);
+  const std::string before = State().CanonicalDump();
+  Reopen();
+  EXPECT_EQ(State().CanonicalDump(), before);
+  EXPECT_EQ(State().status().cancelled, "radlads-coord cancel by root");
+  ASSERT_TRUE(sched_->Resume("a new job").ok());
+  EXPECT_EQ(State().phase(), RunPhase::kRunning);
+  EXPECT_TRUE(State().status().cancelled.empty());
+  EXPECT_TRUE(State().status().cancelled_job.empty());
+}
+
+TEST_F(SchedulerTest, ACompletedRunCannotBeCancelledAndAJobStartNeedsAnId) {
+  Start(MakePlan(PlanShape{}));
+  EXPECT_EQ(sched_->RecordJobStart(JobStart{"slurm", "", 0, "", 0, 0, ""}).code(), Status::Code::kInvalidArgument);
+  Register("a");
+  for (;;) {
+    auto r = sched_->Lease("a");
+    ASSERT_TRUE(r.ok());
+    if (!r->grant) break;
+    ASSERT_TRUE(Finish(*r->grant).ok());
+  }
+  ASSERT_EQ(State().phase(), RunPhase::kCompleted);
+  EXPECT_EQ(sched_->Cancel("late", "").code(), Status::Code::kFailedPrecondition);
+}
+
 TEST_F(SchedulerTest, ResumeEndsLeasesOfThePreviousIncarnationWithoutCountingAFailure) {
   Start(MakePlan(PlanShape{}));
   Register("a");

@@ -127,12 +127,15 @@ std::vector<Event> OneOfEachKind() {
   add(RunResumed{"job 123 restart 2"});
   add(SegmentEvictable{12, 3});
   add(SegmentEvicted{12, 3});
+  add(RunRelaid{90'000, {GangSize{"distill", 4}}});
+  add(JobStarted{JobStart{"slurm", "123", 2, "n[1-2]", 1'700'000'900'000, 17, "no progress in 3 restarts"}});
+  add(RunCancelled{"radlads-coord cancel", "123"});
   return v;
 }
 
 TEST(EventCodec, RoundTripsEveryKind) {
   const auto events = OneOfEachKind();
-  ASSERT_EQ(events.size(), 17u);
+  ASSERT_EQ(events.size(), 20u);
   for (const Event& e : events) {
     const std::string bytes = EncodeEvent(e);
     Event back;
