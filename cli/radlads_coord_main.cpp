@@ -1,16 +1,39 @@
-// radlads-coord: plan a conversion, run it locally, serve it to workers, report its status.
-// Exit codes: 0 success, 1 runtime failure, 2 invalid input or usage, 3 drained for requeue.
+// radlads-coord: plan a conversion, run it locally, serve it to workers, report its status,
+// submit it to Slurm, drain or cancel it.
+// Exit codes: 0 success, 1 runtime failure, 2 invalid input or usage, 3 drained for requeue,
+// 4 cancelled (no requeue).
+#include <signal.h>
+
 #include <cstdio>
 
 #include "cli/cli_util.h"
+#include "cli/control_command.h"
+#include "cli/submit_command.h"
 #include "cli/plan_command.h"
 #include "cli/run_command.h"
 #include "cli/serve_command.h"
 #include "cli/status_command.h"
 #include "kernels/cpu/parallel.h"
 
+namespace {
+
+// The drain signals are held pending from the first instruction (the mask survives the re-exec
+// below) until `run` or `serve` has its handlers, so a Slurm warning that arrives while the
+// process starts drains it instead of killing it (slurm/radlads-job.sbatch.in waits for this).
+// Every other command gets them back at once.
+void SetDrainSignals(int how) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
+  pthread_sigmask(how, &set, nullptr);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace radlads;
+  SetDrainSignals(SIG_BLOCK);
   cli::ReexecWithThreadingDefaults(argc, argv);
   CLI::App app{"radlads-coord: plan, run and watch a RADLADS conversion (Qwen2 -> RAD-RWKV6/7).\n"
                "Exit codes: 0 success, 1 runtime failure, 2 invalid input or usage, "
@@ -69,6 +92,52 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--max-worker-restarts", run.max_worker_restarts,
                       "Times the worker job is started again after it ends while the run has work")
       ->capture_default_str();
+  run_cmd->add_option("--launcher", run.launcher,
+                      "How the worker ranks start: mpirun (this machine) or srun (inside a Slurm allocation, "
+                      "as `submit`'s job script does)")
+      ->check(CLI::IsMember({"mpirun", "srun"}))
+      ->capture_default_str();
+  run_cmd->add_option("--workers-per-node", run.workers_per_node,
+                      "srun: worker ranks per node (default: the cluster's GPUs or cpu_workers per node)");
+  run_cmd->add_option("--listen", run.listen,
+                      "ADDR:PORT the coordinator serves on (port 0: ephemeral; written to RUN/coordinator.addr); "
+                      "workers on other nodes must reach it")
+      ->capture_default_str();
+
+  // submit -----------------------------------------------------------------------------------
+  SubmitArgs submit;
+  CLI::App* submit_cmd = app.add_subcommand(
+      "submit", "Plan a conversion as `run` would (refusing what does not fit, exit 2), write its Slurm job "
+                "script RUN/slurm/job.sbatch (coordinator in the batch step, workers by srun --mpi=pmix, "
+                "--requeue, a drain warning timed from the plan) and submit it with sbatch");
+  submit_cmd->add_option("config", submit.config, "Run config (e.g. configs/tiny-rwkv7.yaml)")->required();
+  submit_cmd->add_option("--run", submit.run_dir, "Run directory, on a filesystem every node shares")->required();
+  submit_cmd->add_option("--cluster", submit.cluster, "Cluster layout name or path, replacing the run config's");
+  submit_cmd->add_option("--nodes", submit.nodes, "Nodes (default: the layout's); dp scales with them")
+      ->check(CLI::PositiveNumber);
+  submit_cmd->add_option("--partition", submit.partition, "Partition (default: the layout's slurm.partition)");
+  submit_cmd->add_option("--time", submit.time, "Time limit of one start (default: the layout's slurm.time_limit)");
+  submit_cmd->add_option("--account", submit.account, "Account (default: the layout's slurm.account)");
+  submit_cmd->add_option("--job-name", submit.job_name, "Job name (default: radlads-<run dir name>)");
+  submit_cmd->add_option("--template", submit.template_path,
+                         "Job template instead of the built-in slurm/radlads-job.sbatch.in");
+  submit_cmd->add_flag("--dry-run", submit.dry_run, "Write and print the job script; do not submit");
+  submit_cmd->add_option("sbatch_args", submit.sbatch_args, "Extra sbatch arguments, after --");
+  submit_cmd->positionals_at_end(false);
+
+  // drain / cancel ---------------------------------------------------------------------------
+  ControlArgs drain;
+  CLI::App* drain_cmd = app.add_subcommand(
+      "drain", "Ask the live coordinator of RUN to drain: tasks checkpoint and release, it exits 3 (a Slurm "
+               "job requeues); waits for it to exit");
+  drain_cmd->add_option("run", drain.run_dir, "Run directory")->required();
+  drain_cmd->add_option("--wait", drain.wait_s, "Seconds to wait for the coordinator to exit")->capture_default_str();
+  ControlArgs cancel;
+  CLI::App* cancel_cmd = app.add_subcommand(
+      "cancel", "Cancel RUN: drain, record the cancel, end its Slurm job without a requeue (exit 4); the same "
+                "run or submit command resumes it later");
+  cancel_cmd->add_option("run", cancel.run_dir, "Run directory")->required();
+  cancel_cmd->add_option("--wait", cancel.wait_s, "Seconds to wait for the coordinator to exit")->capture_default_str();
 
   // serve ------------------------------------------------------------------------------------
   ServeArgs serve;
@@ -108,6 +177,8 @@ int main(int argc, char** argv) {
   status_cmd->add_option("--watch", status.watch_s, "Redraw every SECONDS until the run ends");
 
   if (int rc = cli::ParseOrExitCode(app, argc, argv); rc >= 0) return rc;
+  // `run` and `serve` unblock them once their handlers are in place.
+  if (!run_cmd->parsed() && !serve_cmd->parsed()) SetDrainSignals(SIG_UNBLOCK);
   if (threads > 0) cpu::SetNumThreads(threads);
   if (plan_cmd->parsed()) {
     plan.check_vocab = !no_vocab_check;
@@ -115,6 +186,9 @@ int main(int argc, char** argv) {
   }
   if (serve_cmd->parsed()) return RunServeCommand(serve);
   if (status_cmd->parsed()) return RunStatusCommand(status);
+  if (submit_cmd->parsed()) return RunSubmitCommand(submit);
+  if (drain_cmd->parsed()) return RunDrainCommand(drain);
+  if (cancel_cmd->parsed()) return RunCancelCommand(cancel);
   if (run_cmd->parsed()) {
     run.command_line = cli::JoinArgv(argc, argv);
     return RunRunCommand(run);

@@ -20,6 +20,8 @@
 #include "cli/run_display.h"
 #include "cli/run_setup.h"
 #include "cli/run_workers.h"
+#include "cli/served_run.h"
+#include "cli/slurm_job.h"
 #include "configs/run_settings.h"
 #include "kernels/cpu/parallel.h"
 #include "state/scheduler.h"
@@ -75,6 +77,18 @@ int Summarize(const RunSetup& run, const RunLayout& layout, const RunDisplay& di
   return kExitOk;
 }
 
+// A drained (exit 3) or cancelled (exit 4) run: what happened and how to go on.
+int Stopped(int code, const RunLayout& layout, const RunState& s, std::ostream& err) {
+  if (code == kExitCancelled) {
+    err << "cancelled (" << s.status().cancelled << "): every committed task and checkpoint is durable in "
+        << layout.dir << "; run the same command again to resume\n";
+  } else {
+    err << "drained: every committed task and checkpoint is durable in " << layout.dir
+        << "; run the same command again to resume\n";
+  }
+  return code;
+}
+
 }  // namespace
 
 int RunRunCommand(const RunCommandArgs& args) {
@@ -88,6 +102,13 @@ int RunRunCommand(const RunCommandArgs& args) {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGUSR1, OnSignal);
+  {  // radlads-coord's main() holds them pending until now
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  }
   // ---- Validate every input, plan, and write the run directory (cli/run_setup.h). ----
   Result<std::unique_ptr<RunSetup>> setup =
       PrepareRunAsCoordinator(args.config, args.run_dir, args.host_memory_gib, args.cluster);
@@ -117,12 +138,18 @@ int RunRunCommand(const RunCommandArgs& args) {
   rc.lease_ttl_ms = args.lease_ttl_ms > 0 ? args.lease_ttl_ms : (workers > 1 ? 60'000 : 30 * 60 * 1000);
   rc.cache_window = static_cast<int>(plan->cache.window);
   // An existing run resumes first (its old leases end), so that a new layout may resize its gangs.
+  // Inside a Slurm job the start is recorded, and refused for a cancelled job's requeue or a
+  // job that keeps restarting without progress (cli/slurm_job.h), before anything resumes.
+  const int no_progress_limit = plan->cluster.slurm ? static_cast<int>(plan->cluster.slurm->max_restarts_without_progress)
+                                                    : ClusterSlurm{}.max_restarts_without_progress;
   const bool existing = (*store)->Snapshot().phase() != RunPhase::kEmpty;
   if (existing) {
+    if (int code = BeginSlurmJobStart(sched, no_progress_limit, err); code >= 0) return code;
     if (Status r = sched.Resume("radlads-coord run"); !r.ok()) return fail(r);
   }
   if (Status c = sched.CreateRun(rc, plan->tasks); !c.ok()) return fail(c);
   if (!existing) {
+    if (int code = BeginSlurmJobStart(sched, no_progress_limit, err); code >= 0) return code;
     if (Status r = sched.Resume("radlads-coord run"); !r.ok()) return fail(r);
   }
   WorkerIdentity local;
@@ -141,35 +168,42 @@ int RunRunCommand(const RunCommandArgs& args) {
             std::string(StudentArchName(run.student.arch)) + " student, " + std::to_string(cpu::NumThreads()) + " threads");
   if (workers > 1) {
     WorkerJobOptions wo;
+    wo.launcher = args.launcher;
     wo.workers = workers;
+    wo.workers_per_node = args.workers_per_node > 0 ? args.workers_per_node
+                                                    : static_cast<int>(std::max<std::int64_t>(1, plan->cluster.WorkersPerNode()));
     wo.max_restarts = args.max_worker_restarts;
+    wo.listen = args.listen;
     const int code = RunWithWorkerJob(run, layout.dir, **store, sched, display, wo, g_stop_signal, err);
     display.Finish();
-    if (code == kExitRequeue) {
-      err << "drained: every committed task and checkpoint is durable in " << layout.dir
-          << "; run the same command again to resume\n";
-      return code;
-    }
+    if (code == kExitRequeue || code == kExitCancelled) return Stopped(code, layout, (*store)->Snapshot(), err);
     if ((*store)->Snapshot().phase() == RunPhase::kFailed) {
       return fail(Status::Internal("run failed: " + (*store)->Snapshot().status().reason));
     }
     if (code != kExitOk) return code;  // the job gave up (said why) or the store failed
     return Summarize(run, layout, display, args.command_line, out, err);
   }
+  // The run is served while it runs in this process too, for `status`, `drain` and `cancel`.
+  ServerOptions so;
+  so.listen = args.listen;
+  so.handle_signals = false;          // this command's own handlers turn signals into a drain
+  so.exit_after_run_over_ms = -1;     // it stops with the run
+  Result<std::unique_ptr<ServedRun>> served = ServedRun::Start(layout.dir, sched, so);
+  if (!served.ok()) return fail(served.status());
   InProcessHooks hooks(sched, display, layout.Abs(RunLayout::StateDir()));
   ExecutorOptions eo;
   eo.identities = {local};
   eo.stop_on_task_error = true;
   Result<ExecutorExit> exit = RunWorkerLoop(sched, env, eo, hooks);
+  (void)(*served)->Stop(kExitOk);
   if (!exit.ok()) {
     display.Finish();
     return fail(exit.status());
   }
   if (*exit == ExecutorExit::kDrained) {
     display.Finish();
-    err << "drained: every committed task and checkpoint is durable in " << layout.dir
-        << "; run the same command again to resume\n";
-    return kExitRequeue;
+    const RunState s = (*store)->Snapshot();
+    return Stopped(s.status().cancelled.empty() ? kExitRequeue : kExitCancelled, layout, s, err);
   }
   display.Finish();
   const RunState final_state = (*store)->Snapshot();

@@ -12,7 +12,11 @@
 //   another format, and a host whose memory the plan no longer fits are refused before any
 //   work (cli/run_directory.h).
 // - SIGINT/SIGTERM/SIGUSR1 drain: the running task checkpoints at its next step boundary, the
-//   state records the drain, and the process exits 3; re-run to resume.
+//   state records the drain, and the process exits 3; re-run to resume. The coordinator serves
+//   the run (cli/served_run.h, on --listen) in either mode, so `radlads-coord status`, `drain`
+//   (exit 3 as above) and `cancel` (exit 4, kExitCancelled: no requeue) reach it.
+// - Inside a Slurm job every start is recorded and may be refused (cli/slurm_job.h): a requeue
+//   of a cancelled job exits 4, a job restarting without progress exits 1.
 // - Long phases show a progress bar with tokens/s and ETA; the run ends with a summary table
 //   (also written to DIR/output/summary.txt) and DIR/output/eval.json.
 #pragma once
@@ -36,9 +40,12 @@ struct RunCommandArgs {
   std::string cluster;          // --cluster NAME|PATH: replaces the run config's cluster
   std::int64_t lease_ttl_ms = 0;  // --lease-ttl-ms (new runs; 0: 30 min in process, 60 s with workers)
   int max_worker_restarts = 3;  // --max-worker-restarts
+  std::string launcher = "mpirun";  // --launcher mpirun|srun (cli/run_workers.h)
+  int workers_per_node = 0;         // srun: ranks per node (0: the cluster's)
+  std::string listen = "127.0.0.1:0";  // --listen: the coordinator's address (other nodes must reach it)
 };
 
-// Returns the process exit code (0, 1, 2, or kExitRequeue after a drain).
+// Returns the process exit code (0, 1, 2, kExitRequeue after a drain, kExitCancelled).
 int RunRunCommand(const RunCommandArgs& args);
 
 }  // namespace radlads

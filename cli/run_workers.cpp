@@ -22,6 +22,7 @@
 #include "rpc/client.h"
 #include "rpc/secret.h"
 #include "rpc/server.h"
+#include "cli/served_run.h"
 
 namespace radlads {
 namespace {
@@ -106,6 +107,30 @@ std::string DescribeExit(int status) {
 
 }  // namespace
 
+Result<std::vector<std::string>> WorkerJobCommand(const WorkerJobOptions& options, const std::string& worker,
+                                                  const std::string& run_dir) {
+  const int n = std::max(1, options.workers);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (options.launcher == "mpirun") {
+    const int threads = options.threads_per_rank > 0 ? options.threads_per_rank : std::max(1, cores / n);
+    return std::vector<std::string>{options.mpirun, "-np", std::to_string(n), "--oversubscribe", "--bind-to", "none",
+                                    worker, run_dir, "--threads", std::to_string(threads)};
+  }
+  if (options.launcher == "srun") {
+    const int per_node = options.workers_per_node > 0 ? options.workers_per_node : n;
+    int threads = options.threads_per_rank;
+    if (threads <= 0) {
+      const char* cpt = std::getenv("SLURM_CPUS_PER_TASK");
+      threads = cpt != nullptr ? std::atoi(cpt) : 0;
+    }
+    if (threads <= 0) threads = std::max(1, cores / per_node);
+    return std::vector<std::string>{"srun", "--mpi=pmix", "--kill-on-bad-exit=1", "--ntasks", std::to_string(n),
+                                    "--ntasks-per-node", std::to_string(per_node), worker, run_dir, "--threads",
+                                    std::to_string(threads)};
+  }
+  return Status::InvalidArgument("--launcher '" + options.launcher + "': expected mpirun or srun");
+}
+
 int RunWithWorkerJob(RunSetup& run, const std::string& run_dir, StateStore& store, Scheduler& sched,
                      RunDisplay& display, const WorkerJobOptions& options, const std::atomic<int>& stop,
                      std::ostream& err) {
@@ -113,36 +138,23 @@ int RunWithWorkerJob(RunSetup& run, const std::string& run_dir, StateStore& stor
     err << "error: " << st.message() << "\n";
     return ExitCodeFor(st);
   };
-  Result<RunSecret> secret = EnsureRunSecret(run_dir);
-  if (!secret.ok()) return fail(secret.status());
+  const std::string worker = options.worker_binary.empty() ? DefaultWorkerBinary() : options.worker_binary;
+  Result<std::vector<std::string>> command = WorkerJobCommand(options, worker, run_dir);
+  if (!command.ok()) return fail(command.status());
+  const std::vector<std::string>& argv = *command;
   ServerOptions so;
   so.listen = options.listen;
   so.expiry_period_ms = 500;
   so.exit_after_run_over_ms = 10'000;  // long enough for every worker to hear the run is over
   so.handle_signals = true;            // SIGTERM/SIGUSR1 drain
-  Result<std::unique_ptr<Server>> server = Server::Start(so, &sched, SystemClock::Default(), *secret);
-  if (!server.ok()) return fail(server.status());
-  const std::string addr_path = CoordinatorAddressPath(run_dir);
-  const std::string advertised = (*server)->address() + "\n";
-  if (Status s = AtomicWriteFile(addr_path, advertised); !s.ok()) return fail(s);
-
-  std::atomic<bool> server_done{false};
-  int server_code = kExitFailure;
-  std::thread loop([&] {
-    server_code = (*server)->Run();
-    server_done.store(true);
-  });
+  Result<std::unique_ptr<ServedRun>> served = ServedRun::Start(run_dir, sched, so);
+  if (!served.ok()) return fail(served.status());
+  Server& server = (*served)->server();
 
   const RunLayout layout{run_dir};
   const std::string logs = layout.Abs("logs");
   (void)CreateDirectories(logs);
   const int n = std::max(1, options.workers);
-  int threads = options.threads_per_rank;
-  if (threads <= 0) threads = std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / n);
-  const std::string worker = options.worker_binary.empty() ? DefaultWorkerBinary() : options.worker_binary;
-  const std::vector<std::string> argv = {options.mpirun, "-np", std::to_string(n), "--oversubscribe",
-                                         "--bind-to", "none", worker, run_dir, "--threads",
-                                         std::to_string(threads)};
   StateFeed feed(run.plan(), display);
   int restarts = 0;
   std::string last_exit;
@@ -152,20 +164,19 @@ int RunWithWorkerJob(RunSetup& run, const std::string& run_dir, StateStore& stor
   auto start_job = [&]() -> Status {
     last_log = JoinPath(logs, "worker-job-" + std::to_string(restarts) + ".log");
     RADLADS_ASSIGN_OR_RETURN(job, Launch(argv, last_log));
-    log::Info("run: started " + std::to_string(n) + " worker ranks (" + std::to_string(threads) +
+    log::Info("run: started " + std::to_string(n) + " worker ranks (" + argv.front() + ", " + argv.back() +
               " threads each); their log: " + last_log);
     return Status::Ok();
   };
   if (Status s = start_job(); !s.ok()) {
-    (*server)->Shutdown(kExitFailure);
-    loop.join();
+    (void)(*served)->Stop(kExitFailure);
     return fail(s);
   }
   bool gave_up = false;
   for (;;) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     feed.Poll(store.Snapshot());
-    if (stop.load() != 0) (*server)->RequestDrain("signal " + std::to_string(stop.load()));
+    if (stop.load() != 0) server.RequestDrain("signal " + std::to_string(stop.load()));
     if (job > 0) {
       int status = 0;
       if (::waitpid(job, &status, WNOHANG) == job) {
@@ -173,13 +184,13 @@ int RunWithWorkerJob(RunSetup& run, const std::string& run_dir, StateStore& stor
         last_exit = DescribeExit(status);
         const RunPhase phase = store.Snapshot().phase();
         const bool run_has_work = phase == RunPhase::kRunning;
-        if ((phase == RunPhase::kCompleted || phase == RunPhase::kFailed) && !server_done.load()) {
+        if ((phase == RunPhase::kCompleted || phase == RunPhase::kFailed) && !(*served)->done()) {
           // Every worker heard that the run is over and left: no need to keep answering.
-          (*server)->Shutdown(phase == RunPhase::kCompleted ? 0 : kExitFailure);
-        } else if (run_has_work && !server_done.load()) {
+          server.Shutdown(phase == RunPhase::kCompleted ? 0 : kExitFailure);
+        } else if (run_has_work && !(*served)->done()) {
           if (restarts >= options.max_restarts) {
             gave_up = true;
-            (*server)->Shutdown(kExitFailure);
+            server.Shutdown(kExitFailure);
           } else {
             ++restarts;
             log::Warn("run: the worker job ended (" + last_exit + ", log " + last_log +
@@ -187,13 +198,13 @@ int RunWithWorkerJob(RunSetup& run, const std::string& run_dir, StateStore& stor
                       std::to_string(options.max_restarts) + ")");
             if (Status s = start_job(); !s.ok()) {
               gave_up = true;
-              (*server)->Shutdown(kExitFailure);
+              server.Shutdown(kExitFailure);
             }
           }
         }
       }
     }
-    if (server_done.load()) {
+    if ((*served)->done()) {
       // The workers learn that the run is over (or draining) from their next lease; give them
       // a moment to exit, then end the job.
       for (int i = 0; job > 0 && i < 150; ++i) {
@@ -216,10 +227,8 @@ int RunWithWorkerJob(RunSetup& run, const std::string& run_dir, StateStore& stor
       break;
     }
   }
-  loop.join();
+  code = (*served)->Stop(kExitFailure);
   feed.Poll(store.Snapshot());
-  if (auto now = ReadFileToString(addr_path); now.ok() && *now == advertised) ::unlink(addr_path.c_str());
-  code = server_code;
   if (gave_up) {
     err << "error: the worker job ended " << (options.max_restarts + 1) << " times while the run had work (last: "
         << last_exit << "; its log: " << last_log << "); the state is durable: run the same command again "

@@ -1,10 +1,17 @@
 // `radlads-coord run CONFIG --run RUN/ --workers N` (or a cluster layout of more than one
 // worker): this process is the coordinator (the scheduler, the durable state and the
-// authenticated server of cli/serve_command.h), and it starts the workers itself:
-//   mpirun -np N --oversubscribe radlads-worker RUN --threads T
-// in a process group of its own (a Ctrl-C reaches the coordinator only: it drains, and the
-// workers stop at their next step boundary when their heartbeats say so), with T = the cores
-// of this machine / N (at least 1). The workers' output goes to RUN/logs/worker-job-<k>.log.
+// authenticated server of cli/serve_command.h), and it starts the workers itself, with one of
+// two launchers (WorkerJobCommand), in a process group of its own (a Ctrl-C reaches the
+// coordinator only: it drains, and the workers stop at their next step boundary when their
+// heartbeats say so):
+//   mpirun: mpirun -np N --oversubscribe --bind-to none radlads-worker RUN --threads T
+//           (this machine; T = its cores / N, at least 1)
+//   srun:   srun --mpi=pmix --kill-on-bad-exit=1 --ntasks N --ntasks-per-node W
+//           radlads-worker RUN --threads T
+//           (inside a Slurm allocation, from `submit`'s job script; T = SLURM_CPUS_PER_TASK,
+//           else the cores of this node / W)
+// Both share the restart policy below. The workers' output goes to
+// RUN/logs/worker-job-<k>.log.
 //
 // Progress is shown from the state (the same bars as the in-process run), and the run ends with
 // the same summary, eval.json and export.
@@ -21,6 +28,7 @@
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 #include "cli/run_display.h"
 #include "cli/run_setup.h"
@@ -30,14 +38,21 @@
 namespace radlads {
 
 struct WorkerJobOptions {
+  std::string launcher = "mpirun";   // "mpirun" or "srun"
   int workers = 2;                   // ranks (N)
+  int workers_per_node = 0;          // srun: W (0: N, one node)
   int threads_per_rank = 0;          // 0: cores / N, at least 1
   int max_restarts = 3;              // worker job restarts before the command gives up
   std::string worker_binary;         // default: radlads-worker beside this executable
-  std::string mpirun = "mpirun";     // looked up in PATH
+  std::string mpirun = "mpirun";     // looked up in PATH (the srun launcher runs "srun")
   std::string listen = "127.0.0.1:0";  // where the coordinator listens (workers on other nodes
                                        // need a reachable address)
 };
+
+// The launcher's command line (see above) for `worker` on `run_dir`. InvalidArgument for an
+// unknown launcher.
+Result<std::vector<std::string>> WorkerJobCommand(const WorkerJobOptions& options, const std::string& worker,
+                                                  const std::string& run_dir);
 
 // Runs the job as described above; returns the command's exit code. `store` and `sched` hold
 // the created (and resumed) run.

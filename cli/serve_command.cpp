@@ -66,23 +66,24 @@ Status CreateRunFromPlan(Scheduler& sched, const ServeArgs& args) {
 // installed, so Slurm's warning during startup (opening a large state can take seconds) drains
 // instead of killing the process. Threads started meanwhile (RocksDB's, the store's committer)
 // keep them blocked, so the signals reach the server's thread.
+// (radlads-coord's main() already holds them from its first instruction; Release unblocks them
+// whatever the mask was before.)
 class BlockDrainSignals {
  public:
   BlockDrainSignals() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    active_ = pthread_sigmask(SIG_BLOCK, &set, &old_) == 0;
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGUSR1);
+    active_ = pthread_sigmask(SIG_BLOCK, &set_, nullptr) == 0;
   }
   ~BlockDrainSignals() { Release(); }
   void Release() {
-    if (active_) pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    if (active_) pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
     active_ = false;
   }
 
  private:
-  sigset_t old_{};
+  sigset_t set_{};
   bool active_ = false;
 };
 

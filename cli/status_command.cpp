@@ -122,6 +122,16 @@ int RunStatusCommand(const StatusArgs& args) {
       if (!r.ok()) return fail(r.status());
       f.report = std::move(*r);
     }
+    if (!f.report.slurm.job_id.empty()) {
+      const SlurmJobView v = args.query_slurm ? args.query_slurm(f.report.slurm.job_id)
+                                              : QuerySlurmJob(f.report.slurm.job_id);
+      f.report.slurm.state = v.state;
+      f.report.slurm.time_left = v.time_left;
+      f.report.slurm.live_nodes = v.nodes;
+      f.report.slurm.source = v.source;
+      f.report.slurm.error = v.error;
+      if (!f.live_json.empty()) f.live_json = StatusReportToJson(f.report);
+    }
     std::string note;
     if (f.live_json.empty()) {
       const Status::Code c = live.status().code();

@@ -8,6 +8,9 @@
 //    "(no coordinator is serving RUN; showing the last durable state)" on stderr (with --watch on
 //    a terminal, under the table).
 //
+// 3. the Slurm side, when the run's state recorded a Slurm job: squeue (or sacct) for its state,
+//    time left and nodes, added to the report (and to --json's "slurm" object).
+//
 // Output: the table (status/status_report.h StatusTable) sized to the terminal, coloured on
 // a TTY unless NO_COLOR is set; --json prints the document of docs/status.md, one line.
 // --watch N: on a terminal the screen is redrawn every N seconds; otherwise one snapshot is
@@ -26,6 +29,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "cli/slurm_job.h"
 #include "status/status_report.h"
 
 namespace radlads {
@@ -45,6 +49,9 @@ struct StatusArgs {
   // TryLiveStatus), and a bound on --watch iterations (0: unbounded).
   const Clock* clock = nullptr;
   std::function<Result<std::string>(const std::string& run_dir, int timeout_ms)> fetch_live;
+  // Asks Slurm about the run's last job (default: cli/slurm_job.h QuerySlurmJob), when the
+  // state recorded one: its state, time left and nodes join the report (live and offline).
+  std::function<SlurmJobView(const std::string& job_id)> query_slurm;
   int max_frames = 0;
 };
 

@@ -155,7 +155,11 @@ Schema<Cluster> BuildClusterSchema() {
              Opt("true", "sbatch --requeue: a preempted or timed-out job resumes.", "docs/design.md §1"));
   slurm.Int(
       "signal_lead_seconds", &ClusterSlurm::signal_lead_seconds, IntRange{10, 3600},
-      Opt("300", "sbatch --signal=USR1@N: drain warning before the time limit.", "docs/design.md §4"));
+      Opt("300", "sbatch --signal=B:USR1@N: drain warning before the time limit; the floor of the lead "
+                 "`submit` derives from the plan's drain estimate.", "README \"Running on a Slurm cluster\""));
+  slurm.Int("max_restarts_without_progress", &ClusterSlurm::max_restarts_without_progress, IntRange{1, 1000},
+            Opt("3", "A job that restarts this many times in a row without committing anything fails instead "
+                     "of requeueing again.", "README \"Running on a Slurm cluster\""));
 
   Schema<Cluster> s;
   s.String("description", &Cluster::description,

@@ -52,7 +52,10 @@ struct ClusterSlurm {
   std::string account;     // "" = the user's default
   std::string time_limit;  // Slurm syntax: "MM", "MM:SS", "HH:MM:SS", "D-HH", "D-HH:MM[:SS]"
   bool requeue = true;
-  std::int64_t signal_lead_seconds = 300;  // SIGUSR1 this long before the limit (drain)
+  std::int64_t signal_lead_seconds = 300;  // at least this long: SIGUSR1 before the limit (drain);
+                                           // `submit` raises it to the plan's drain estimate
+  std::int64_t max_restarts_without_progress = 3;  // a job that restarts this many times in a row
+                                                   // without a commit stops requeueing and fails
 };
 
 struct Cluster {

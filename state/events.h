@@ -166,7 +166,7 @@ struct RunRelaid {
 };
 // One start of the coordinator inside a batch job (Slurm), recorded before it resumes the run,
 // so that status shows the job and its restarts, and a job that keeps restarting without
-// progress is stopped (cli/job_start.h). State format 3.
+// progress is stopped (cli/slurm_job.h). State format 3.
 struct JobStart {
   std::string scheduler;      // "slurm"
   std::string job_id;         // SLURM_JOB_ID

@@ -283,7 +283,7 @@ class RunState {
   const TokenLedger& ledger() const { return ledger_; }
   const RunMetrics& metrics() const { return metrics_; }
   // Durable progress so far: checkpoint commits plus task completions. It only grows; a batch
-  // job whose restarts leave it unchanged makes no progress (cli/job_start.h).
+  // job whose restarts leave it unchanged makes no progress (cli/slurm_job.h).
   std::int64_t CommitCount() const { return metrics_.checkpoints_committed + metrics_.tasks_completed; }
   // Tasks per state, indexed by TaskState.
   const std::array<int, 5>& TaskStateCounts() const { return state_counts_; }

@@ -86,7 +86,7 @@ class Scheduler final : public CoordinatorPort {
   Status CreateRun(const RunConfig& config, const std::vector<TaskSpec>& tasks);
   // Coordinator (re)start on an existing run; see "Restart" above.
   Status Resume(std::string_view note);
-  // Records a start inside a batch job (JobStarted; cli/job_start.h decides `refused`), before
+  // Records a start inside a batch job (JobStarted; cli/slurm_job.h decides `refused`), before
   // Resume. Needs a created run.
   Status RecordJobStart(const JobStart& job);
   // The user's cancel: RunCancelled, then a drain (as Drain) when the run is running.

@@ -110,6 +110,17 @@ StatusReport BuildStatusReport(const RunState& s, TimeMs now) {
   r.run.created_ms = st.created_ms;
   r.run.phase_since_ms = st.phase_since_ms;
   r.run.incarnation = st.incarnation;
+  r.run.cancelled = st.cancelled;
+  r.run.cancelled_job = st.cancelled_job;
+  r.slurm.starts = st.job_starts;
+  if (!st.jobs.empty()) {
+    const JobStart& j = st.jobs.back();
+    r.slurm.job_id = j.job_id;
+    r.slurm.restart = j.restart;
+    r.slurm.nodes = j.nodes;
+    r.slurm.end_ms = j.end_ms;
+    r.slurm.refused = j.refused;
+  }
   r.run.last_seq = s.last_seq();
   r.run.lease_ttl_ms = s.config().lease_ttl_ms;
   r.run.retry_limit = s.config().retry_limit;
@@ -406,7 +417,14 @@ std::string StatusReportToJson(const StatusReport& r, bool pretty) {
                   {"events", r.run.last_seq},
                   {"lease_ttl_ms", r.run.lease_ttl_ms},
                   {"retry_limit", r.run.retry_limit},
-                  {"cache_window", r.run.cache_window}};
+                  {"cache_window", r.run.cache_window},
+                  {"cancelled", r.run.cancelled},
+                  {"cancelled_job", r.run.cancelled_job}};
+  const StatusSlurm& sl = r.slurm;
+  j["slurm"] = Json{{"job_id", sl.job_id},   {"restart", sl.restart},     {"starts", sl.starts},
+                    {"nodes", sl.nodes},     {"end_ms", sl.end_ms},       {"refused", sl.refused},
+                    {"state", sl.state},     {"time_left", sl.time_left}, {"live_nodes", sl.live_nodes},
+                    {"source", sl.source},   {"error", sl.error}};
   j["tasks"] = CountsJson(r.tasks);
   Json steps = Json::array();
   for (const StatusStep& s : r.steps) {
@@ -527,7 +545,9 @@ std::string StatusReportToJson(const StatusReport& r, bool pretty) {
                        {"segments_evicted", m.segments_evicted},
                        {"drains", m.drains},
                        {"resumes", m.resumes}};
-  std::string out = pretty ? j.dump(2) : j.dump();
+  // Text from outside (Slurm's answers, reasons quoting file names) may hold bytes that are not
+  // UTF-8: replaced, never a throw.
+  std::string out = j.dump(pretty ? 2 : -1, ' ', false, Json::error_handler_t::replace);
   out += '\n';
   return out;
 }
@@ -600,6 +620,21 @@ Result<StatusReport> StatusReportFromJson(std::string_view text, std::string_vie
     Get(run, "lease_ttl_ms", &r.run.lease_ttl_ms);
     Get(run, "retry_limit", &r.run.retry_limit);
     Get(run, "cache_window", &r.run.cache_window);
+    Get(run, "cancelled", &r.run.cancelled);
+    Get(run, "cancelled_job", &r.run.cancelled_job);
+    where = "slurm";
+    const Json& sl = j.at("slurm");
+    Get(sl, "job_id", &r.slurm.job_id);
+    Get(sl, "restart", &r.slurm.restart);
+    Get(sl, "starts", &r.slurm.starts);
+    Get(sl, "nodes", &r.slurm.nodes);
+    Get(sl, "end_ms", &r.slurm.end_ms);
+    Get(sl, "refused", &r.slurm.refused);
+    Get(sl, "state", &r.slurm.state);
+    Get(sl, "time_left", &r.slurm.time_left);
+    Get(sl, "live_nodes", &r.slurm.live_nodes);
+    Get(sl, "source", &r.slurm.source);
+    Get(sl, "error", &r.slurm.error);
     where = "tasks";
     r.tasks = CountsFrom(j.at("tasks"));
     where = "steps";

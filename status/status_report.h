@@ -61,6 +61,25 @@ struct StatusRun {
   TimeMs lease_ttl_ms = 0;
   int retry_limit = 0;
   int cache_window = 0;
+  std::string cancelled;      // the user's cancel (RunCancelled), "" when not cancelled
+  std::string cancelled_job;
+};
+
+// The batch job (Slurm) the run last started in, from the state (JobStarted), and what Slurm
+// says about it now (filled by `radlads-coord status`, which asks squeue / sacct).
+struct StatusSlurm {
+  std::string job_id;          // "" : the run never started inside a Slurm job
+  int restart = 0;             // SLURM_RESTART_COUNT of the last start
+  std::int64_t starts = 0;     // starts recorded (every job)
+  std::string nodes;           // node list of the last start
+  TimeMs end_ms = 0;           // its time limit's end (0: unknown)
+  std::string refused;         // why the last start did not resume the run
+  // Live, from Slurm (not in the state):
+  std::string state;           // squeue/sacct state ("" unknown)
+  std::string time_left;
+  std::string live_nodes;
+  std::string source;          // "squeue", "sacct"
+  std::string error;           // why Slurm could not say
 };
 
 // One protocol step (one task type), in protocol order.
@@ -171,6 +190,7 @@ struct StatusReport {
   StatusDrain drain;
   std::vector<StatusCacheStage> cache;  // per stage (empty without cache tasks)
   RunMetrics metrics;
+  StatusSlurm slurm;
 };
 
 // Builds the report at time `now` (ages and ETAs are relative to it).

@@ -100,6 +100,24 @@ void Header(const StatusReport& r, const Painter& p, std::string* o) {
   *o += "  run       created " + Ago(now, r.run.created_ms) + "; coordinator incarnation " +
         std::to_string(r.run.incarnation) + "; " + FormatCount(static_cast<std::int64_t>(r.run.last_seq)) +
         " events\n";
+  if (!r.run.cancelled.empty()) {
+    *o += "  " + p.Red("cancelled") + " " + r.run.cancelled +
+          (r.run.cancelled_job.empty() ? "" : " (job " + r.run.cancelled_job + ")") +
+          "; the same run or submit command resumes\n";
+  }
+  if (!r.slurm.job_id.empty()) {
+    const StatusSlurm& s = r.slurm;
+    std::string line = "  slurm     job " + s.job_id + " " + (s.state.empty() ? "state unknown" : s.state);
+    const std::string nodes = !s.live_nodes.empty() ? s.live_nodes : s.nodes;
+    if (!nodes.empty()) line += " on " + nodes;
+    line += "; start " + std::to_string(s.restart + 1) + " (" + std::to_string(s.restart) + " restarts)";
+    if (!s.time_left.empty()) line += ", " + s.time_left + " left";
+    line += "; " + std::to_string(r.metrics.drains) + " drains (preemptions), " + std::to_string(s.starts) +
+            " starts recorded";
+    if (s.state.empty() && !s.error.empty()) line += " [" + s.error + "]";
+    *o += line + "\n";
+    if (!s.refused.empty()) *o += "  " + p.Red("refused") + "   the last start: " + s.refused + "\n";
+  }
   const StatusTaskCounts& t = r.tasks;
   std::string tasks = "  tasks     " + FormatCount(t.total) + ": " + FormatCount(t.done) + " done, " +
                       FormatCount(t.leased) + " leased, " + FormatCount(t.ready) + " ready, " +

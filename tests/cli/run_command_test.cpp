@@ -245,6 +245,80 @@ TEST(LocalRunDrain, InterruptedRunResumesToTheSameResult) {
   EXPECT_EQ(Checksum64(*wa), Checksum64(*wb));
 }
 
+// `radlads-coord drain` and `cancel` reach an in-process run (it serves its run too), and a
+// drain signal sent the moment the process exists drains it rather than killing it (the drain
+// signals are blocked from its first instruction: slurm/radlads-job.sbatch.in relies on it).
+TEST(LocalRunControl, DrainCancelAndAnEarlySignalStopTheRunAndItResumesToTheSameWeights) {
+  testing::ScratchDir dir;
+  const std::string cfg = WriteConfig(dir, "rwkv7");
+  RunResult ref = Exec(kCoord + " run " + cfg + " --run " + dir.File("ref"));
+  ASSERT_EQ(ref.code, 0) << ref.out;
+  const std::string run = dir.File("cut");
+  auto start = [&] {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      std::freopen("/dev/null", "w", stdout);
+      std::freopen("/dev/null", "w", stderr);
+      ::execl(kCoord.c_str(), kCoord.c_str(), "run", cfg.c_str(), "--run", run.c_str(), static_cast<char*>(nullptr));
+      std::_Exit(127);
+    }
+    return pid;
+  };
+  auto exit_code = [](pid_t pid) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  };
+  // 1. SIGUSR1 as soon as the new image holds it (SigBlk), long before any handler exists.
+  {
+    const pid_t pid = start();
+    const std::string proc = "/proc/" + std::to_string(pid) + "/status";
+    for (int i = 0; i < 20000; ++i) {
+      auto text = ReadFileToString(proc);
+      ASSERT_TRUE(text.ok());
+      const auto p = text->find("SigBlk:\t");
+      ASSERT_NE(p, std::string::npos);
+      if ((std::stoull(text->substr(p + 8, 16), nullptr, 16) >> 9) & 1) break;
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    ::kill(pid, SIGUSR1);
+    EXPECT_EQ(exit_code(pid), kExitRequeue);
+  }
+  // 2. `drain` in step 1: the run exits 3, the command 0.
+  {
+    const pid_t pid = start();
+    while (!PathExists(run + "/" + RunLayout::CacheFile(1, 0))) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    RunResult d = Exec(kCoord + " drain " + run + " --wait 60");
+    EXPECT_EQ(d.code, 0) << d.out;
+    EXPECT_NE(d.out.find("drained: the coordinator exited"), std::string::npos) << d.out;
+    EXPECT_EQ(exit_code(pid), kExitRequeue);
+  }
+  // 3. `cancel` in step 2: the run exits 4, status says so, the cancel names who.
+  {
+    const pid_t pid = start();
+    while (!PathExists(run + "/" + RunLayout::GangFile("distill", 3))) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    RunResult c = Exec(kCoord + " cancel " + run + " --wait 60");
+    EXPECT_EQ(c.code, 0) << c.out;
+    EXPECT_EQ(exit_code(pid), kExitCancelled);
+    RunResult st = Exec(kCoord + " status " + run + " --json");
+    EXPECT_NE(st.out.find("radlads-coord cancel by "), std::string::npos) << st.out;
+    RunResult none = Exec(kCoord + " drain " + run + " --wait 5");
+    EXPECT_EQ(none.code, 1) << none.out;
+    EXPECT_NE(none.out.find("nothing is running to drain"), std::string::npos) << none.out;
+  }
+  // 4. The same command resumes; the weights are the uninterrupted run's.
+  RunResult fin = Exec(kCoord + " run " + cfg + " --run " + run);
+  ASSERT_EQ(fin.code, 0) << fin.out;
+  auto wa = ReadFileToString(dir.File("ref/output/model/model.safetensors"));
+  auto wb = ReadFileToString(run + "/output/model/model.safetensors");
+  ASSERT_TRUE(wa.ok() && wb.ok());
+  EXPECT_EQ(Checksum64(*wa), Checksum64(*wb));
+  RunResult late = Exec(kCoord + " cancel " + run);
+  EXPECT_EQ(late.code, kExitInvalidInput) << late.out;  // a completed run: nothing to cancel
+}
+
 TEST(LocalRunBadInput, ErrorsNameTheProblemAndLeaveNothingBehind) {
   testing::ScratchDir dir;
   auto expect_refused = [&](const std::string& cfg, const std::string& fragment) {

@@ -1,5 +1,6 @@
 // The planner's DAG, layout and data rules (plan/plan.h, docs/planner.md).
 #include "plan/plan.h"
+#include "plan/drain_estimate.h"
 
 #include <gtest/gtest.h>
 
@@ -344,6 +345,44 @@ TEST(Plan, DifferenceNamesTheField) {
   EXPECT_EQ(DescribePlanDifference(PlanToJson(*a), PlanToJson(*a)), "");
   const std::string d = DescribePlanDifference(PlanToJson(*a), PlanToJson(*b));
   EXPECT_EQ(d.rfind("cache.", 0), 0u) << d;
+}
+
+}  // namespace
+}  // namespace radlads
+
+namespace radlads {
+namespace {
+
+// plan/drain_estimate.h: the drain is the longest optimizer step plus one node's checkpoints at
+// the storage bandwidth, and the Slurm lead is twice that plus the margin, never below the floor.
+TEST(DrainEstimate, FollowsThePlansStepTimesCheckpointSizesAndBandwidth) {
+  PlanInputs in = ShippedInputs("qwen2.5-7b-rwkv7", "qwen2.5-7b", "8x-mi300x");
+  Result<Plan> plan = BuildPlan(in, WithLayout(2, 1, 4));
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  const DrainEstimate d = EstimateDrain(*plan);
+  double longest = 0.0;
+  for (const StepEstimate& e : plan->estimate.steps) longest = std::max(longest, e.optimizer_step_seconds);
+  EXPECT_DOUBLE_EQ(d.step_seconds, longest);
+  EXPECT_GT(d.step_seconds, 0.0);
+  // 8 ranks on the node, each the student / tp 2, fp32 weights + two Adam moments.
+  const double expected = 8.0 * static_cast<double>(plan->sizes.StudentTotal()) / 2.0 * 12.0;
+  EXPECT_NEAR(d.checkpoint_bytes, expected, expected * 1e-12);
+  EXPECT_DOUBLE_EQ(d.write_gbps, kAssumedWriteGbps);
+  EXPECT_NEAR(d.write_seconds, expected / 0.5e9, 1e-6);
+  EXPECT_DOUBLE_EQ(d.seconds, d.step_seconds + d.write_seconds);
+  EXPECT_NE(d.Describe().find("at 0.5 GB/s"), std::string::npos) << d.Describe();
+  // A faster filesystem shortens the drain.
+  PlanOptions fast = WithLayout(2, 1, 4);
+  fast.cost.storage_gbps_per_node = 10.0;
+  Result<Plan> fast_plan = BuildPlan(in, fast);
+  ASSERT_TRUE(fast_plan.ok());
+  EXPECT_NEAR(EstimateDrain(*fast_plan).write_seconds, expected / 10e9, 1e-6);
+  // The lead.
+  const std::int64_t derived = static_cast<std::int64_t>(std::ceil(2.0 * d.seconds)) + kDrainMarginSeconds;
+  EXPECT_EQ(SignalLeadSeconds(d, 10), derived);
+  EXPECT_EQ(SignalLeadSeconds(d, derived + 100), derived + 100);
+  DrainEstimate zero;
+  EXPECT_EQ(SignalLeadSeconds(zero, 0), kDrainMarginSeconds);
 }
 
 }  // namespace

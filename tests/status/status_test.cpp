@@ -389,6 +389,60 @@ CommandRun RunCommand(StatusArgs a) {
   return r;
 }
 
+// The Slurm side: the job the run last started in (state), what Slurm says about it now (the
+// command asks squeue; injected here), restarts, drains, and the user's cancel.
+TEST_F(StatusTest, SlurmJobRestartsAndTheCancelAreShownLiveAndOffline) {
+  DriveMidRun();
+  ASSERT_TRUE(sched_->RecordJobStart(JobStart{"slurm", "4242", 0, "n[1-2]", 0, 0, ""}).ok());
+  ASSERT_TRUE(sched_->RecordJobStart(
+      JobStart{"slurm", "4242", 1, "n[3-4]", clock_.NowMs() + 3'600'000, 2, ""}).ok());
+  ASSERT_TRUE(sched_->Cancel("radlads-coord cancel by ada@login1", "4242").ok());
+  StatusReport r = Report();
+  EXPECT_EQ(r.slurm.job_id, "4242");
+  EXPECT_EQ(r.slurm.restart, 1);
+  EXPECT_EQ(r.slurm.starts, 2);
+  EXPECT_EQ(r.slurm.nodes, "n[3-4]");
+  EXPECT_EQ(r.run.cancelled, "radlads-coord cancel by ada@login1");
+  EXPECT_EQ(r.run.cancelled_job, "4242");
+  Result<StatusReport> back = StatusReportFromJson(StatusReportToJson(r), "test");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(StatusReportToJson(*back), StatusReportToJson(r));
+  StatusArgs a;
+  a.run_dir = RunDir();
+  a.clock = &clock_;
+  std::vector<std::string> asked;
+  a.query_slurm = [&](const std::string& id) {
+    asked.push_back(id);
+    SlurmJobView v;
+    v.state = "RUNNING";
+    v.time_left = "58:00";
+    v.nodes = "n[3-4]";
+    v.source = "squeue";
+    return v;
+  };
+  CommandRun c = RunCommand(a);
+  ASSERT_EQ(c.rc, 0) << c.err;
+  EXPECT_EQ(asked, std::vector<std::string>{"4242"});
+  EXPECT_TRUE(Has(c.out, "slurm     job 4242 RUNNING on n[3-4]; start 2 (1 restarts), 58:00 left; 1 drains "
+                         "(preemptions), 2 starts recorded")) << c.out;
+  EXPECT_TRUE(Has(c.out, "cancelled radlads-coord cancel by ada@login1 (job 4242)")) << c.out;
+  a.json = true;
+  c = RunCommand(a);
+  EXPECT_TRUE(Has(c.out, R"("state":"RUNNING","time_left":"58:00")")) << c.out;
+  // Slurm cannot say (no squeue, bytes that are not UTF-8): the table says why, JSON stays valid.
+  a.query_slurm = [](const std::string&) {
+    SlurmJobView v;
+    v.error = "squeue: exit 1: \xff\xfe";
+    return v;
+  };
+  c = RunCommand(a);
+  ASSERT_EQ(c.rc, 0) << c.err;
+  EXPECT_TRUE(StatusReportFromJson(c.out, "test").ok()) << c.out;
+  a.json = false;
+  c = RunCommand(a);
+  EXPECT_TRUE(Has(c.out, "job 4242 state unknown on n[3-4]")) << c.out;
+}
+
 TEST_F(StatusTest, CommandReadsTheStateWhileAStoreHoldsItOpen) {
   DriveMidRun();  // store_ stays open read-write
   StatusArgs a;
