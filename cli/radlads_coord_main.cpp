@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   cli::ReexecWithThreadingDefaults(argc, argv);
   CLI::App app{"radlads-coord: plan, run and watch a RADLADS conversion (Qwen2 -> RAD-RWKV6/7).\n"
                "Exit codes: 0 success, 1 runtime failure, 2 invalid input or usage, "
-               "3 drained (SIGUSR1/SIGTERM) and ready to be requeued."};
+               "3 drained (SIGUSR1/SIGTERM, `drain`) and ready to be requeued, 4 cancelled (`cancel`: not to be requeued)."};
   app.require_subcommand(1);
   int threads = 0;
   app.add_option("--threads", threads, "CPU threads for local compute (default: RADLADS_THREADS or all cores)")
@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
   StatusArgs status;
   CLI::App* status_cmd = app.add_subcommand(
       "status", "Show a run: steps with progress, per-layer step-1 progress, tokens against budget, "
-                "losses, throughput, ETA, workers, failures. Asks the live coordinator, or reads the "
+                "losses, throughput, ETA, workers, failures, the Slurm job (squeue/sacct). Asks the live coordinator, or reads the "
                 "last durable state when none serves");
   status_cmd->add_option("run", status.run_dir, "Run directory")->required();
   status_cmd->add_flag("--json", status.json, "Machine-readable output (schema: docs/status.md)");

@@ -9,6 +9,8 @@
 
 #include "base/file.h"
 #include "base/log.h"
+#include "cli/slurm_job.h"
+#include "configs/cluster.h"
 #include "contract/run_layout.h"
 #include "plan/plan_report.h"
 #include "rpc/client.h"
@@ -131,6 +133,9 @@ int Serve(const ServeArgs& args, std::ostream& err) {
     if (empty) {
       if (Status s = CreateRunFromPlan(sched, args); !s.ok()) return fail(s);
     }
+    // Inside a Slurm job: the start is recorded and may be refused (cli/slurm_job.h).
+    const int no_progress_limit = ClusterSlurm{}.max_restarts_without_progress;
+    if (int refused = BeginSlurmJobStart(sched, no_progress_limit, err); refused >= 0) return refused;
     char host[256] = {};
     ::gethostname(host, sizeof(host) - 1);
     if (Status s = sched.Resume("coordinator started on " + std::string(host) + ", pid " +

@@ -5,14 +5,18 @@
 //   3. if the state holds no run yet, creates it from RUN/plan.json (written by
 //      `radlads-coord plan --run RUN/`) with lease_ttl_ms, retry_limit and cache_window from the
 //      arguments; on an existing run those three are fixed and the arguments are ignored;
-//   4. calls Scheduler::Resume (leases of a previous incarnation end without counting a failure);
+//   4. inside a Slurm job, records the start (cli/slurm_job.h; with the default
+//      slurm.max_restarts_without_progress of 3) and may refuse it: exit 4 for a requeue of a
+//      cancelled job, 1 for a job restarting without progress;
+//      then calls Scheduler::Resume (leases of a previous incarnation end without counting a failure);
 //   5. listens (rpc/server.h) and writes the bound address to RUN/coordinator.addr
 //      atomically, so workers and `status` find it;
 //   6. serves until the server exits; removes RUN/coordinator.addr (if it is still ours) and
 //      closes the store after every transition is durable.
 // Exit codes: 0 the run completed; 1 runtime failure (state store error, a failed run, another
 // coordinator holds the state); 2 invalid input; 3 (kExitRequeue) drained after SIGUSR1/SIGTERM
-// (or a Drain request): the sbatch script requeues the job. A second signal during the drain
+// (or a Drain request): the sbatch script requeues the job; 4 (kExitCancelled) after a Cancel
+// request. A second signal during the drain
 // exits with 3 at once. SIGTERM/SIGUSR1 are held pending from the start of the command until the
 // server's handlers are installed, so a signal during startup drains rather than kills.
 //

@@ -47,6 +47,18 @@ RunResult Exec(const std::string& cmd) {
   return r;
 }
 
+// `radlads-coord run CFG --run RUN` as a child process, its output discarded.
+pid_t StartRun(const std::string& cfg, const std::string& run) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::freopen("/dev/null", "w", stdout);
+    std::freopen("/dev/null", "w", stderr);
+    ::execl(kCoord.c_str(), kCoord.c_str(), "run", cfg.c_str(), "--run", run.c_str(), static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  return pid;
+}
+
 // A run config in `dir` for the test recipe of `arch`, training on one novel.
 std::string WriteConfig(const testing::ScratchDir& dir, const std::string& arch, const std::string& recipe = "",
                         const std::string& teacher = "", const std::string& train = "") {
@@ -201,13 +213,7 @@ TEST(LocalRunDrain, InterruptedRunResumesToTheSameResult) {
                                     RunLayout::OutputModelDir() + "/config.json"};
   int drains = 0;
   for (const std::string& milestone : milestones) {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      std::freopen("/dev/null", "w", stdout);
-      std::freopen("/dev/null", "w", stderr);
-      ::execl(kCoord.c_str(), kCoord.c_str(), "run", cfg.c_str(), "--run", run.c_str(), static_cast<char*>(nullptr));
-      std::_Exit(127);
-    }
+    const pid_t pid = StartRun(cfg, run);
     int status = 0;
     bool exited = false;
     const std::string watched = run + "/" + milestone;
@@ -254,16 +260,7 @@ TEST(LocalRunControl, DrainCancelAndAnEarlySignalStopTheRunAndItResumesToTheSame
   RunResult ref = Exec(kCoord + " run " + cfg + " --run " + dir.File("ref"));
   ASSERT_EQ(ref.code, 0) << ref.out;
   const std::string run = dir.File("cut");
-  auto start = [&] {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      std::freopen("/dev/null", "w", stdout);
-      std::freopen("/dev/null", "w", stderr);
-      ::execl(kCoord.c_str(), kCoord.c_str(), "run", cfg.c_str(), "--run", run.c_str(), static_cast<char*>(nullptr));
-      std::_Exit(127);
-    }
-    return pid;
-  };
+  auto start = [&] { return StartRun(cfg, run); };
   auto exit_code = [](pid_t pid) {
     int status = 0;
     ::waitpid(pid, &status, 0);

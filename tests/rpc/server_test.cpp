@@ -9,6 +9,8 @@
 // their pids.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include <functional>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -233,6 +235,32 @@ class ServerTest : public ::testing::Test {
   }
 
   std::string Dump() const { return store_->Snapshot().CanonicalDump(); }
+
+  // A worker holds a lease; `stop` (a Drain or a Cancel from another client) makes its next
+  // heartbeat say stop and refuses new leases; the release of that last lease ends the drain,
+  // and the server's loop returns.
+  void HoldALeaseThenStop(const std::function<Status(Client&)>& stop) {
+    StartServer();
+    auto c = MustConnect("w0");
+    ASSERT_NE(c, nullptr);
+    ASSERT_TRUE(c->RegisterWorker(testing::Worker("w0")).ok());
+    auto l = c->Lease("w0");
+    ASSERT_TRUE(l.ok() && l->grant.has_value());
+    const LeaseGrant g = *l->grant;
+    auto admin = MustConnect("admin");
+    ASSERT_NE(admin, nullptr);
+    ASSERT_TRUE(stop(*admin).ok());
+    auto hb = c->Heartbeat(g.lease, Progress{});
+    ASSERT_TRUE(hb.ok()) << hb.status().ToString();
+    EXPECT_TRUE(hb->stop);
+    ASSERT_TRUE(c->RegisterWorker(testing::Worker("w1")).ok());
+    auto refused = c->Lease("w1");
+    ASSERT_TRUE(refused.ok());
+    EXPECT_EQ(refused->outcome, LeaseOutcome::kDraining);
+    ASSERT_TRUE(c->CommitCheckpoint(g.lease, Ckpt(g.task.id, 1, g.task.tokens / 2)).ok());
+    ASSERT_TRUE(c->Release(g.lease, "drain").ok());  // the last lease: the drain completes
+    thread_.join();
+  }
 
   ScratchDir dir_;
   std::unique_ptr<StateStore> store_;
@@ -695,46 +723,14 @@ TEST_F(HostileTest, APeerThatNeverReadsItsRepliesIsCut) {
 }
 
 TEST_F(ServerTest, ADrainRequestStopsWorkersAndExitsWithTheRequeueCode) {
-  StartServer();
-  auto c = MustConnect("w0");
-  ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(c->RegisterWorker(testing::Worker("w0")).ok());
-  auto l = c->Lease("w0");
-  ASSERT_TRUE(l.ok() && l->grant.has_value());
-  const LeaseGrant g = *l->grant;
-  auto admin = MustConnect("admin");
-  ASSERT_NE(admin, nullptr);
-  ASSERT_TRUE(admin->Drain("test drain").ok());
-  auto hb = c->Heartbeat(g.lease, Progress{});
-  ASSERT_TRUE(hb.ok()) << hb.status().ToString();
-  EXPECT_TRUE(hb->stop);
-  ASSERT_TRUE(c->RegisterWorker(testing::Worker("w1")).ok());
-  auto refused = c->Lease("w1");
-  ASSERT_TRUE(refused.ok());
-  EXPECT_EQ(refused->outcome, LeaseOutcome::kDraining);
-  ASSERT_TRUE(c->CommitCheckpoint(g.lease, Ckpt(g.task.id, 1, g.task.tokens / 2)).ok());
-  ASSERT_TRUE(c->Release(g.lease, "drain").ok());  // the last lease: the drain completes
-  thread_.join();
+  HoldALeaseThenStop([](Client& admin) { return admin.Drain("test drain"); });
   EXPECT_EQ(exit_code_, kExitRequeue);
   EXPECT_EQ(store_->Snapshot().phase(), RunPhase::kDrained);
+  EXPECT_TRUE(store_->Snapshot().status().cancelled.empty());
 }
 
 TEST_F(ServerTest, ACancelDrainsRecordsTheCancelAndExitsWithTheCancelCode) {
-  StartServer();
-  auto c = MustConnect("w0");
-  ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(c->RegisterWorker(testing::Worker("w0")).ok());
-  auto l = c->Lease("w0");
-  ASSERT_TRUE(l.ok() && l->grant.has_value());
-  const LeaseGrant g = *l->grant;
-  auto admin = MustConnect("admin");
-  ASSERT_NE(admin, nullptr);
-  ASSERT_TRUE(admin->Cancel("by the test", "77").ok());
-  auto hb = c->Heartbeat(g.lease, Progress{});
-  ASSERT_TRUE(hb.ok()) << hb.status().ToString();
-  EXPECT_TRUE(hb->stop);
-  ASSERT_TRUE(c->Release(g.lease, "drain").ok());
-  thread_.join();
+  HoldALeaseThenStop([](Client& admin) { return admin.Cancel("by the test", "77"); });
   EXPECT_EQ(exit_code_, kExitCancelled);
   const RunState s = store_->Snapshot();
   EXPECT_EQ(s.phase(), RunPhase::kDrained);

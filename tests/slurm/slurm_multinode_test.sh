@@ -23,13 +23,8 @@ shift 2
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(usr1 requeue timeout kill cancel)
 
-tmp="$(mktemp -d /tmp/radlads-slurm-mn.XXXXXX)"
-cluster="$tmp/cluster"
-cleanup() {
-  "$src/slurm/local-cluster.sh" stop "$cluster" || true
-  if [ "${RADLADS_KEEP_TMP:-0}" = "1" ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
+# shellcheck source=tests/slurm/local_cluster_lib.sh
+. "$src/tests/slurm/local_cluster_lib.sh"
 job=""
 fail() {
   echo "FAIL ($scenario): $*" >&2
@@ -39,16 +34,7 @@ fail() {
 }
 scenario="setup"
 
-set +e
-env_line="$("$src/slurm/local-cluster.sh" start "$cluster" --nodes 2 2>"$tmp/cluster.err")"
-rc=$?
-set -e
-if [ "$rc" -ne 0 ]; then
-  cat "$tmp/cluster.err" >&2
-  echo "SKIP: no local two-node Slurm cluster on this machine (local-cluster.sh exit $rc)" >&2
-  exit 77
-fi
-eval "$env_line"
+slurm_test_setup slurm-mn --nodes 2
 # MPI between the ranks over loopback only.
 export OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

@@ -12,13 +12,8 @@ set -euo pipefail
 coord="$1"
 src="$2"
 
-tmp="$(mktemp -d /tmp/radlads-slurm-test.XXXXXX)"
-cluster="$tmp/cluster"
-cleanup() {
-  "$src/slurm/local-cluster.sh" stop "$cluster" || true
-  if [ "${RADLADS_KEEP_TMP:-0}" = "1" ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
+# shellcheck source=tests/slurm/local_cluster_lib.sh
+. "$src/tests/slurm/local_cluster_lib.sh"
 fail() {
   echo "FAIL: $*" >&2
   for f in "$tmp"/job-*.out; do [ -f "$f" ] && { echo "--- $f" >&2; cat "$f" >&2; }; done
@@ -26,16 +21,7 @@ fail() {
   exit 1
 }
 
-set +e
-env_line="$("$src/slurm/local-cluster.sh" start "$cluster" 2>"$tmp/cluster.err")"
-rc=$?
-set -e
-if [ "$rc" -ne 0 ]; then
-  cat "$tmp/cluster.err" >&2
-  echo "SKIP: no local Slurm cluster on this machine (local-cluster.sh exit $rc)" >&2
-  exit 77
-fi
-eval "$env_line"
+slurm_test_setup slurm-test
 
 # The shortened test recipe (tests/data/run/), as tests/cli/run_command_test.cpp runs it.
 data="$src/data/austen"
