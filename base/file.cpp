@@ -3,12 +3,15 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+
+#include "base/fault_injection.h"
 
 namespace radlads {
 namespace {
@@ -18,6 +21,13 @@ std::string ErrnoText(int err) { return std::strerror(err); }
 Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
   std::string msg = path + ": " + what + " failed: " + ErrnoText(err);
   if (err == ENOENT) return Status::NotFound(msg);
+  if (err == ENOSPC || err == EDQUOT) {  // say how much room there is
+    struct statvfs fs;
+    if (::statvfs(DirName(path).c_str(), &fs) == 0) {
+      msg += " (" + std::to_string(static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize) +
+             " bytes free in " + DirName(path) + ")";
+    }
+  }
   return Status::IOError(msg);
 }
 
@@ -96,12 +106,15 @@ Status AtomicWriteFileWith(const std::string& path,
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoStatus("create", tmp, errno);
   Status st;
+  const bool full_disk = TakeFault("enospc", path);  // base/fault_injection.h (tests only)
   {
     FdCloser closer(fd);
     // The umask may have narrowed `mode`; a secret must end up exactly as asked.
     if (::fchmod(fd, mode) != 0) st = ErrnoStatus("chmod", tmp, errno);
     if (st.ok()) {
-      WriteFn write = [&](std::span<const std::byte> data) { return WriteAll(fd, tmp, data); };
+      WriteFn write = [&](std::span<const std::byte> data) {
+        return full_disk ? ErrnoStatus("write", tmp, ENOSPC) : WriteAll(fd, tmp, data);
+      };
       st = fill(write);
     }
     if (st.ok() && ::fsync(fd) != 0) st = ErrnoStatus("fsync", tmp, errno);

@@ -46,4 +46,28 @@ int ExitCodeFor(const Status& s) {
   }
 }
 
+ErrorClass ClassifyError(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kInvalidArgument:
+    case Status::Code::kNotFound:
+    case Status::Code::kCorruption:
+    case Status::Code::kResourceExhausted:
+      return ErrorClass::kBadInput;
+    case Status::Code::kIOError:
+    case Status::Code::kUnavailable:
+      return ErrorClass::kTransient;
+    default:
+      return ErrorClass::kFatal;
+  }
+}
+
+const char* ErrorClassName(ErrorClass c) {
+  switch (c) {
+    case ErrorClass::kBadInput: return "bad input";
+    case ErrorClass::kTransient: return "transient";
+    case ErrorClass::kFatal: return "fatal";
+  }
+  return "fatal";
+}
+
 }  // namespace radlads

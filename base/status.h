@@ -78,6 +78,19 @@ inline constexpr int kExitCancelled = 4;
 // kInvalidArgument, kNotFound, kCorruption and kResourceExhausted are the user's input -> 2.
 int ExitCodeFor(const Status& s);
 
+// What a failed task's error says about trying again (docs/design.md §5.4):
+//   kBadInput   the input is wrong (InvalidArgument, NotFound, Corruption, ResourceExhausted:
+//               a config, a model or data file, a plan that does not fit): retrying cannot help;
+//               the command exits 2 and nothing is retried;
+//   kTransient  the machine or a peer failed now (IOError: a full disk, a failing mount;
+//               Unavailable: a lost worker or coordinator, a timed-out collective): the task is
+//               retried with backoff up to the run's retry limit;
+//   kFatal      anything else (Internal, FailedPrecondition): a bug or an impossible state;
+//               the task fails for good.
+enum class ErrorClass { kBadInput, kTransient, kFatal };
+ErrorClass ClassifyError(const Status& s);
+const char* ErrorClassName(ErrorClass c);  // "bad input", "transient", "fatal"
+
 template <typename T>
 class [[nodiscard]] Result {
  public:

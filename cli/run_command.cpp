@@ -77,6 +77,16 @@ int Summarize(const RunSetup& run, const RunLayout& layout, const RunDisplay& di
   return kExitOk;
 }
 
+constexpr const char* kResumeAfterFix =
+    "the run's state is durable: fix the cause, then run the same command again; the failed tasks resume "
+    "from their last commits and nothing committed is redone. Run directory: ";
+
+// A run that failed for good (a task past its retries, or a non-retryable error): exit 1.
+int RunFailedExit(const std::string& reason, const RunLayout& layout, std::ostream& err) {
+  err << "error: run failed: " << reason << "\n" << kResumeAfterFix << layout.dir << "\n";
+  return kExitFailure;
+}
+
 // A drained (exit 3) or cancelled (exit 4) run: what happened and how to go on.
 int Stopped(int code, const RunLayout& layout, const RunState& s, std::ostream& err) {
   if (code == kExitCancelled) {
@@ -178,7 +188,7 @@ int RunRunCommand(const RunCommandArgs& args) {
     display.Finish();
     if (code == kExitRequeue || code == kExitCancelled) return Stopped(code, layout, (*store)->Snapshot(), err);
     if ((*store)->Snapshot().phase() == RunPhase::kFailed) {
-      return fail(Status::Internal("run failed: " + (*store)->Snapshot().status().reason));
+      return RunFailedExit((*store)->Snapshot().status().reason, layout, err);
     }
     if (code != kExitOk) return code;  // the job gave up (said why) or the store failed
     return Summarize(run, layout, display, args.command_line, out, err);
@@ -198,7 +208,9 @@ int RunRunCommand(const RunCommandArgs& args) {
   (void)(*served)->Stop(kExitOk);
   if (!exit.ok()) {
     display.Finish();
-    return fail(exit.status());
+    const int code = fail(exit.status());
+    if ((*store)->Snapshot().phase() == RunPhase::kFailed) err << kResumeAfterFix << layout.dir << "\n";
+    return code;
   }
   if (*exit == ExecutorExit::kDrained) {
     display.Finish();
@@ -207,9 +219,7 @@ int RunRunCommand(const RunCommandArgs& args) {
   }
   display.Finish();
   const RunState final_state = (*store)->Snapshot();
-  if (final_state.status().phase == RunPhase::kFailed) {
-    return fail(Status::Internal("run failed: " + final_state.status().reason));
-  }
+  if (final_state.status().phase == RunPhase::kFailed) return RunFailedExit(final_state.status().reason, layout, err);
   return Summarize(run, layout, display, args.command_line, out, err);
 }
 

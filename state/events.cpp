@@ -59,6 +59,7 @@ constexpr EventKind KindFor() {
   else if constexpr (std::is_same_v<T, RunRelaid>) return EventKind::kRunRelaid;
   else if constexpr (std::is_same_v<T, JobStarted>) return EventKind::kJobStarted;
   else if constexpr (std::is_same_v<T, RunCancelled>) return EventKind::kRunCancelled;
+  else if constexpr (std::is_same_v<T, RunReopened>) return EventKind::kRunReopened;
   else {
     static_assert(std::is_same_v<T, SegmentEvicted>);
     return EventKind::kSegmentEvicted;
@@ -93,6 +94,7 @@ std::string_view EventKindName(EventKind kind) {
     case EventKind::kRunRelaid: return "run_relaid";
     case EventKind::kJobStarted: return "job_started";
     case EventKind::kRunCancelled: return "run_cancelled";
+    case EventKind::kRunReopened: return "run_reopened";
   }
   return "unknown";
 }
@@ -208,6 +210,7 @@ Status DecodeEvent(std::string_view value, std::string_view key, Event* out) {
     case EventKind::kRunRelaid: DecodeAs<RunRelaid>(in, &out->body); break;
     case EventKind::kJobStarted: DecodeAs<JobStarted>(in, &out->body); break;
     case EventKind::kRunCancelled: DecodeAs<RunCancelled>(in, &out->body); break;
+    case EventKind::kRunReopened: DecodeAs<RunReopened>(in, &out->body); break;
     default:
       return Status::Corruption(std::string(key) + ": unknown event kind " + std::to_string(kind));
   }
@@ -260,7 +263,7 @@ std::string DescribeEvent(const Event& e) {
           out += " task=" + b.task + " reason=" + Quote(b.reason);
         } else if constexpr (std::is_same_v<T, RunFailed> || std::is_same_v<T, DrainRequested>) {
           out += " reason=" + Quote(b.reason);
-        } else if constexpr (std::is_same_v<T, RunResumed>) {
+        } else if constexpr (std::is_same_v<T, RunResumed> || std::is_same_v<T, RunReopened>) {
           out += " note=" + Quote(b.note);
         } else if constexpr (std::is_same_v<T, SegmentEvictable> ||
                              std::is_same_v<T, SegmentEvicted>) {

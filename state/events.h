@@ -186,6 +186,13 @@ struct RunCancelled {
   std::string reason;
   std::string job_id;  // the batch job that was running, "" outside one
 };
+// A failed run is started again (Scheduler::Resume on a failed run: its cause was fixed): every
+// failed task goes back to ready (blocked while a dependency is not done) with its failure count
+// reset, from its last committed checkpoint; the run is running again. Nothing committed is
+// undone. No lease may be outstanding.
+struct RunReopened {
+  std::string note;
+};
 // Every task that reads cache(segment, stage) is done: its files may be deleted.
 struct SegmentEvictable {
   int segment = 0;
@@ -201,7 +208,7 @@ using EventBody = std::variant<RunCreated, WorkerRegistered, WorkerLost, TaskRea
                                TaskProgress, CheckpointCommitted, TaskCompleted, LeaseEnded,
                                TaskFailed, RunFailed, RunCompleted, DrainRequested, DrainCompleted,
                                RunResumed, SegmentEvictable, SegmentEvicted, RunRelaid,
-                               JobStarted, RunCancelled>;
+                               JobStarted, RunCancelled, RunReopened>;
 
 // Stable wire codes (docs/formats/state.md). Never renumber; append.
 enum class EventKind : std::uint8_t {
@@ -225,6 +232,7 @@ enum class EventKind : std::uint8_t {
   kRunRelaid = 18,    // state format 2
   kJobStarted = 19,   // state format 3
   kRunCancelled = 20, // state format 3
+  kRunReopened = 21,  // state format 3
 };
 
 struct Event {
@@ -365,6 +373,8 @@ void VisitFields(V& v, RunCancelled& e) {
   v.Str("reason", e.reason, kMaxTextBytes);
   v.Str("job_id", e.job_id, kMaxIdBytes);
 }
+template <class V>
+void VisitFields(V& v, RunReopened& e) { v.Str("note", e.note, kMaxTextBytes); }
 template <class V>
 void VisitFields(V& v, RunRelaid& e) {
   v.Int("lease_ttl_ms", e.lease_ttl_ms);

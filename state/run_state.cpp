@@ -245,6 +245,7 @@ Status RunState::Apply(const Event& e, RowChanges* changes) {
         else if constexpr (std::is_same_v<T, RunRelaid>) return ApplyRunRelaid(e, b, c);
         else if constexpr (std::is_same_v<T, JobStarted>) return ApplyJobStarted(e, b, c);
         else if constexpr (std::is_same_v<T, RunCancelled>) return ApplyRunCancelled(e, b, c);
+        else if constexpr (std::is_same_v<T, RunReopened>) return ApplyRunReopened(e, b, c);
         else return ApplySegmentEvicted(e, b, c);
       },
       e.body);
@@ -723,6 +724,23 @@ Status RunState::ApplyRunCancelled(const Event& e, const RunCancelled& b, RowCha
   if (b.reason.empty()) return Fail(e, "no reason");
   status_.cancelled = b.reason;
   status_.cancelled_job = b.job_id;
+  return Status::Ok();
+}
+
+Status RunState::ApplyRunReopened(const Event& e, const RunReopened&, RowChanges* c) {
+  if (status_.phase != RunPhase::kFailed) {
+    return Fail(e, "the run is " + std::string(RunPhaseName(status_.phase)) + ", not failed");
+  }
+  if (!leases_.empty()) return Fail(e, std::to_string(leases_.size()) + " leases outstanding");
+  for (TaskRecord& t : tasks_) {
+    if (t.state != TaskState::kFailed) continue;
+    SetTaskState(t, DepsDone(t.index) ? TaskState::kReady : TaskState::kBlocked);
+    t.failures = 0;
+    t.changed_at_ms = e.at_ms;
+    c->tasks.insert(t.index);
+  }
+  status_.reason.clear();
+  SetPhase(RunPhase::kRunning, e.at_ms);
   return Status::Ok();
 }
 

@@ -319,6 +319,7 @@ class RunState {
   Status ApplyRunRelaid(const Event& e, const RunRelaid& b, RowChanges* c);
   Status ApplyJobStarted(const Event& e, const JobStarted& b, RowChanges* c);
   Status ApplyRunCancelled(const Event& e, const RunCancelled& b, RowChanges* c);
+  Status ApplyRunReopened(const Event& e, const RunReopened& b, RowChanges* c);
   // A durable commit (checkpoint or final) of task i under `lease`: recorded, credited, and
   // the held chain before it made durable (MakeChainDurable: credited the rest of its budget).
   void RecordCommit(int i, const CheckpointRecord& ck, LeaseId lease, int attempt, TimeMs at, bool final,

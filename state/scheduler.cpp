@@ -344,6 +344,9 @@ Status Scheduler::DoResume(Txn& tx, std::string_view note) {
   for (const auto& id : live) {
     APPEND(tx, now, WorkerLost{id, "coordinator restarted: " + Clip(note)});
   }
+  // A failed run started again: its cause was fixed; the failed tasks go on from their last
+  // commits.
+  if (s.phase() == RunPhase::kFailed) APPEND(tx, now, RunReopened{Clip(note)});
   APPEND(tx, now, RunResumed{Clip(note)});
   return Status::Ok();
 }

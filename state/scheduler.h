@@ -41,7 +41,9 @@
 //
 // Restart: a coordinator that opens an existing state calls Resume() first. Leases of the previous
 // incarnation are ended without counting a failure (the whole Slurm job was requeued, so their
-// workers are gone), every registered worker is marked lost, and a drained run runs again.
+// workers are gone), every registered worker is marked lost, and a drained run runs again. A
+// failed run runs again too (RunReopened: its failed tasks are ready again, failure counts
+// reset, from their last commits): the user fixed the cause and gave the same command.
 //
 // Idempotency: RegisterWorker with the same info, Drain, Resume's effects, EvictSegment of an
 // evicted segment, CreateRun with the identical plan, duplicate commits and completions all

@@ -86,14 +86,20 @@ Result<FileRecord> SaveTrainingCheckpoint(const std::string& run_dir, const std:
   Checksum64Stream sum;
   FileRecord r;
   r.path = rel_path;
-  RADLADS_RETURN_IF_ERROR(AtomicWriteFileWith(path, [&](const WriteFn& write) {
+  Status written = AtomicWriteFileWith(path, [&](const WriteFn& write) {
     const WriteFn counted = [&](std::span<const std::byte> bytes) {
       sum.Update(bytes);
       r.bytes += static_cast<std::int64_t>(bytes.size());
       return write(bytes);
     };
     return WriteSafetensorsTo(counted, tensors, meta).WithContext(path);
-  }));
+  });
+  if (!written.ok()) {  // e.g. a full disk: say how much the checkpoint needs; the previous one is intact
+    std::int64_t need = 0;
+    for (const SafetensorsWriteTensor& t : tensors) need += static_cast<std::int64_t>(t.data.size());
+    return written.WithContext("checkpoint " + rel_path + " (needs about " + std::to_string(need) +
+                               " bytes; the previous checkpoint is intact)");
+  }
   r.checksum = FormatChecksum(sum.Digest());
   return r;
 }

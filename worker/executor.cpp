@@ -1,5 +1,6 @@
 #include "worker/executor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -102,6 +103,7 @@ Result<ExecutorExit> RunWorkerLoop(CoordinatorPort& port, TaskEnv& env, const Ex
   if (options.identities.empty()) return Status::InvalidArgument("worker loop: no identity to register");
   for (const WorkerIdentity& id : options.identities) RADLADS_RETURN_IF_ERROR(port.RegisterWorker(id.info));
   bool drain_asked = false;
+  int consecutive_failures = 0;  // retryable task failures in a row (the backoff doubles)
   for (;;) {
     if (hooks.DrainRequested()) {
       if (!options.signal_drains_run) {
@@ -141,12 +143,28 @@ Result<ExecutorExit> RunWorkerLoop(CoordinatorPort& port, TaskEnv& env, const Ex
       // The task the runner ended on: the leased one, or the last segment it continued to.
       const LeaseGrant& grant = reporter.grant();
       if (!result.ok()) {
-        const std::string reason = result.status().ToString();
-        log::Warn(grant.task.id + " failed: " + reason);
-        (void)port.Fail(grant.lease, reason, !options.stop_on_task_error);
+        // Retry what can succeed later (base/status.h ClassifyError): a transient error always;
+        // a fatal one only where another worker may try (not in the process that owns the run).
+        const ErrorClass cls = ClassifyError(result.status());
+        const bool retryable =
+            cls == ErrorClass::kTransient || (cls == ErrorClass::kFatal && !options.stop_on_task_error);
+        const std::string reason = std::string(ErrorClassName(cls)) + ": " + result.status().ToString();
+        log::Warn(grant.task.id + " failed (" + reason + ")" + (retryable ? "; it will be retried" : ""));
+        (void)port.Fail(grant.lease, reason, retryable);
+        if (retryable) {
+          ++consecutive_failures;
+          const std::int64_t wait = std::min<std::int64_t>(
+              options.retry_backoff_max_ms, options.retry_backoff_ms << std::min(consecutive_failures - 1, 16));
+          const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait);
+          while (std::chrono::steady_clock::now() < until && !hooks.DrainRequested()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          }
+          continue;
+        }
         if (options.stop_on_task_error) return result.status().WithContext("task " + grant.task.id);
         continue;
       }
+      consecutive_failures = 0;
       if (result->outcome == TaskOutcome::kStopped) {
         (void)port.Release(grant.lease, "drain");
         continue;  // the next lease answers kDraining

@@ -12,8 +12,12 @@
 // - A heartbeat or commit answered FailedPrecondition (the lease expired, the coordinator
 //   restarted and ended it) means the task is no longer ours: the loop drops it and asks again;
 //   a lease answered "unknown" or "lost" worker re-registers first.
-// - A task that fails is reported with Fail(retryable) and the loop goes on (the scheduler's
-//   retry limit decides), unless ExecutorOptions::stop_on_task_error.
+// - A task that fails is reported with Fail(retryable), its error's class first in the reason
+//   (base/status.h ClassifyError): transient errors are retryable (the scheduler's retry limit
+//   decides; this loop waits retry_backoff_ms, doubled for each failure in a row up to
+//   retry_backoff_max_ms, before it leases again); bad input never is; a fatal error is
+//   retryable only without ExecutorOptions::stop_on_task_error (another worker may succeed).
+//   With stop_on_task_error a non-retryable failure ends the loop with the task's error.
 // - A drain (DrainRequested hook, or a heartbeat answer saying stop) makes the running task
 //   checkpoint at its next step boundary and Release. A heartbeat's stop: the loop ends when
 //   the coordinator says the run is draining. A local stop signal (DrainRequested) with
@@ -43,7 +47,9 @@ struct WorkerIdentity {
 struct ExecutorOptions {
   std::vector<WorkerIdentity> identities;  // [0]: the single worker; [1]: a gang leader (optional)
   std::int64_t idle_poll_ms = 200;         // after "no work": wait this long before asking again
-  bool stop_on_task_error = false;         // true: a failing task fails for good and ends the loop
+  bool stop_on_task_error = false;         // true: a non-retryable failure ends the loop (see above)
+  std::int64_t retry_backoff_ms = 500;     // wait after a retryable failure, doubled per failure in a row
+  std::int64_t retry_backoff_max_ms = 30'000;
   bool signal_drains_run = true;           // see the header comment
 };
 

@@ -62,3 +62,25 @@ TEST(Result, PropagatesValuesAndErrors) {
 
 }  // namespace
 }  // namespace radlads
+
+namespace radlads {
+namespace {
+
+// base/status.h ClassifyError: what a task's error says about trying again.
+TEST(ErrorClass, InputIsNeverRetriedTheMachineIsAndBugsAreFatal) {
+  for (const Status& s : {Status::InvalidArgument("x"), Status::NotFound("x"), Status::Corruption("x"),
+                          Status::ResourceExhausted("x")}) {
+    EXPECT_EQ(ClassifyError(s), ErrorClass::kBadInput) << s.ToString();
+    EXPECT_EQ(ExitCodeFor(s), kExitInvalidInput) << s.ToString();  // the same line as the exit codes
+  }
+  EXPECT_EQ(ClassifyError(Status::IOError("disk full")), ErrorClass::kTransient);
+  EXPECT_EQ(ClassifyError(Status::Unavailable("peer gone")), ErrorClass::kTransient);
+  EXPECT_EQ(ClassifyError(Status::Internal("bug")), ErrorClass::kFatal);
+  EXPECT_EQ(ClassifyError(Status::FailedPrecondition("state")), ErrorClass::kFatal);
+  EXPECT_STREQ(ErrorClassName(ErrorClass::kTransient), "transient");
+  EXPECT_STREQ(ErrorClassName(ErrorClass::kBadInput), "bad input");
+  EXPECT_STREQ(ErrorClassName(ErrorClass::kFatal), "fatal");
+}
+
+}  // namespace
+}  // namespace radlads

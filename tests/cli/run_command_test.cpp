@@ -316,6 +316,50 @@ TEST(LocalRunControl, DrainCancelAndAnEarlySignalStopTheRunAndItResumesToTheSame
   EXPECT_EQ(late.code, kExitInvalidInput) << late.out;  // a completed run: nothing to cancel
 }
 
+// A full disk (injected in the file layer: base/fault_injection.h) while step 2 writes a
+// checkpoint. Once: a transient error, retried after a backoff; the run completes with the
+// uninterrupted run's weights. For good: the task fails after the run's retries, the run stops
+// with exit 1 naming the file, the space it needs and the space there is, no temp file is left,
+// and the same command, once the disk has room, resumes the failed run to the same weights.
+TEST(LocalRunFaults, AFullDiskIsRetriedAndAFailedRunResumesOnceTheCauseIsGone) {
+  testing::ScratchDir dir;
+  const std::string cfg = WriteConfig(dir, "rwkv7");
+  RunResult ref = Exec(kCoord + " run " + cfg + " --run " + dir.File("ref"));
+  ASSERT_EQ(ref.code, 0) << ref.out;
+  auto weights = [&](const std::string& run) {
+    auto w = ReadFileToString(run + "/output/model/model.safetensors");
+    return w.ok() ? Checksum64(*w) : 0;
+  };
+  const std::uint64_t want = weights(dir.File("ref"));
+  // Once.
+  const std::string once = dir.File("once");
+  RunResult r = Exec("RADLADS_FAULTS=enospc:checkpoints/distill/step-000003=1 " + kCoord + " run " + cfg +
+                     " --run " + once);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(weights(once), want);
+  RunResult st = Exec(kCoord + " status " + once + " --json");
+  EXPECT_NE(st.out.find("\"failures\":[{\"task\":\"distill\""), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("transient: IO error: checkpoint checkpoints/distill/step-000003.safetensors (needs about "),
+            std::string::npos) << st.out;
+  // For good (more full-disk writes than the run's retry limit of 3 allows).
+  const std::string full = dir.File("full");
+  r = Exec("RADLADS_FAULTS=enospc:checkpoints/distill/=100 " + kCoord + " run " + cfg + " --run " + full);
+  EXPECT_EQ(r.code, kExitFailure) << r.out;
+  for (const char* part : {"error: run failed: task 'distill' failed after 4 attempts",
+                           "checkpoints/distill/step-000003.safetensors (needs about ",
+                           "No space left on device (", " bytes free in ", "run the same command again"}) {
+    EXPECT_NE(r.out.find(part), std::string::npos) << part << "\n" << r.out;
+  }
+  for (const auto& e : std::filesystem::recursive_directory_iterator(full)) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+  }
+  st = Exec(kCoord + " status " + full + " --json");
+  EXPECT_NE(st.out.find("\"phase\":\"failed\""), std::string::npos) << st.out;
+  r = Exec(kCoord + " run " + cfg + " --run " + full);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(weights(full), want);
+}
+
 TEST(LocalRunBadInput, ErrorsNameTheProblemAndLeaveNothingBehind) {
   testing::ScratchDir dir;
   auto expect_refused = [&](const std::string& cfg, const std::string& fragment) {
