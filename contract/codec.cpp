@@ -46,7 +46,14 @@ std::uint64_t ByteReader::Varint(std::string_view field) {
     rest_.remove_prefix(1);
     if (shift == 63 && b > 1) break;  // more than 64 bits
     v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) return v;
+    if ((b & 0x80) == 0) {
+      // One encoding per value: a last byte of 0 after others is an overlong form.
+      if (b == 0 && shift > 0) {
+        Fail("overlong varint at field '" + Path(field) + "'");
+        return 0;
+      }
+      return v;
+    }
   }
   Fail("varint overflow at field '" + Path(field) + "'");
   return 0;

@@ -6,8 +6,11 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <map>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -559,14 +562,44 @@ std::string StatusJson(const RunState& state, TimeMs now) {
 // ---- parsing (what a live server sent) ----
 namespace {
 
+// A value the document holds that its field cannot: e.g. 1e300 for an integer (nlohmann's
+// get<long> converts a float without a range check, which is undefined behaviour).
+struct RangeError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// A JSON value as T; integers must be JSON integers within T's range.
+template <typename T>
+T Checked(const Json& v) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    using L = std::numeric_limits<T>;
+    if (v.is_number_unsigned()) {
+      const auto u = v.get<std::uint64_t>();
+      if (u > static_cast<std::uint64_t>(L::max())) throw RangeError("integer " + v.dump() + " out of range");
+      return static_cast<T>(u);
+    }
+    if (v.is_number_integer()) {
+      const auto i = v.get<std::int64_t>();
+      const bool fits = std::is_signed_v<T> ? (i >= static_cast<std::int64_t>(L::min()) &&
+                                               i <= static_cast<std::int64_t>(L::max()))
+                                            : (i >= 0 && static_cast<std::uint64_t>(i) <= L::max());
+      if (!fits) throw RangeError("integer " + v.dump() + " out of range");
+      return static_cast<T>(i);
+    }
+    throw RangeError("expected an integer, got " + v.dump().substr(0, 40));
+  } else {
+    return v.get<T>();
+  }
+}
+
 template <typename T>
 void Get(const Json& o, const char* key, T* out) {
-  *out = o.at(key).get<T>();
+  *out = Checked<T>(o.at(key));
 }
 template <typename T>
 void GetOr(const Json& o, const char* key, T* out) {  // null leaves the default
   const Json& v = o.at(key);
-  if (!v.is_null()) *out = v.get<T>();
+  if (!v.is_null()) *out = Checked<T>(v);
 }
 
 StatusTaskCounts CountsFrom(const Json& o) {
@@ -767,6 +800,8 @@ Result<StatusReport> StatusReportFromJson(std::string_view text, std::string_vie
     Get(m, "drains", &r.metrics.drains);
     Get(m, "resumes", &r.metrics.resumes);
   } catch (const nlohmann::json::exception& e) {
+    return Status::Corruption(src + ": status key '" + where + "': " + e.what());
+  } catch (const RangeError& e) {
     return Status::Corruption(src + ": status key '" + where + "': " + e.what());
   }
   return r;

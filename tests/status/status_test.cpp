@@ -669,3 +669,29 @@ TEST(StatusFormat, AgesAndTimes) {
 
 }  // namespace
 }  // namespace radlads
+
+namespace radlads {
+namespace {
+
+// Found by status_json_fuzz: a number too large for an integer field (8.7e47 for a count) was
+// converted without a range check (undefined behaviour). A live coordinator's document is
+// untrusted input: such a document is refused, naming the key.
+TEST(StatusJson, NumbersAnIntegerFieldCannotHoldAreRefused) {
+  RunState empty;
+  const std::string good = StatusReportToJson(BuildStatusReport(empty, 1000));
+  ASSERT_TRUE(StatusReportFromJson(good, "peer").ok());
+  for (const std::string& bad : {std::string("8.66667e+47"), std::string("1.5"), std::string("-1e300"),
+                                 std::string("18446744073709551615"), std::string("\"12\"")}) {
+    std::string doc = good;
+    const std::string key = "\"now_ms\":1000";
+    ASSERT_NE(doc.find(key), std::string::npos);
+    doc.replace(doc.find(key), key.size(), "\"now_ms\":" + bad);
+    Result<StatusReport> r = StatusReportFromJson(doc, "peer");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), Status::Code::kCorruption) << bad;
+    EXPECT_NE(r.status().message().find("now_ms"), std::string::npos) << r.status().ToString();
+  }
+}
+
+}  // namespace
+}  // namespace radlads
