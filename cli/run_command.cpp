@@ -15,6 +15,7 @@
 #include "base/host_info.h"
 #include "base/log.h"
 #include "base/progress.h"
+#include "cli/checkpoint_janitor.h"
 #include "cli/plan_command.h"
 #include "cli/run_directory.h"
 #include "cli/run_display.h"
@@ -173,6 +174,8 @@ int RunRunCommand(const RunCommandArgs& args) {
 
   TaskEnv env = run.Env(layout.dir);
 
+  // Old checkpoints are deleted as newer commits become durable (bounded disk).
+  CheckpointJanitor janitor(store->get(), layout.dir, static_cast<int>(plan->cluster.checkpoint.keep_last));
   RunDisplay display(*plan, (*store)->Snapshot(), run.heldout->size(), args.out);
   log::Info("run " + layout.dir + ": " + std::to_string(plan->tasks.size()) + " tasks, " +
             std::string(StudentArchName(run.student.arch)) + " student, " + std::to_string(cpu::NumThreads()) + " threads");
@@ -185,6 +188,7 @@ int RunRunCommand(const RunCommandArgs& args) {
     wo.max_restarts = args.max_worker_restarts;
     wo.listen = args.listen;
     const int code = RunWithWorkerJob(run, layout.dir, **store, sched, display, wo, g_stop_signal, err);
+    janitor.Stop();
     display.Finish();
     if (code == kExitRequeue || code == kExitCancelled) return Stopped(code, layout, (*store)->Snapshot(), err);
     if ((*store)->Snapshot().phase() == RunPhase::kFailed) {
@@ -206,6 +210,7 @@ int RunRunCommand(const RunCommandArgs& args) {
   eo.stop_on_task_error = true;
   Result<ExecutorExit> exit = RunWorkerLoop(sched, env, eo, hooks);
   (void)(*served)->Stop(kExitOk);
+  janitor.Stop();
   if (!exit.ok()) {
     display.Finish();
     const int code = fail(exit.status());

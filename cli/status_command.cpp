@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -121,6 +122,25 @@ int RunStatusCommand(const StatusArgs& args) {
       Result<StatusReport> r = ReadDiskStatus(args.run_dir, clock->NowMs());
       if (!r.ok()) return fail(r.status());
       f.report = std::move(*r);
+    }
+    if (const RunLayout layout{args.run_dir}; IsDirectory(layout.Abs("checkpoints")) || IsDirectory(layout.Abs("cache"))) {
+      // Disk use, measured here (the coordinator may be on another node of the same filesystem).
+      auto walk = [](const std::string& dir, std::int64_t* files) {
+        std::int64_t bytes = 0;
+        std::error_code ec;
+        for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+             !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+          if (it->is_regular_file(ec)) {
+            bytes += static_cast<std::int64_t>(it->file_size(ec));
+            if (files != nullptr) ++*files;
+          }
+        }
+        return bytes;
+      };
+      f.report.disk.checkpoint_files = 0;
+      f.report.disk.checkpoint_bytes = walk(layout.Abs("checkpoints"), &f.report.disk.checkpoint_files);
+      f.report.disk.cache_bytes = walk(layout.Abs("cache"), nullptr);
+      if (!f.live_json.empty()) f.live_json = StatusReportToJson(f.report);
     }
     if (!f.report.slurm.job_id.empty()) {
       const SlurmJobView v = args.query_slurm ? args.query_slurm(f.report.slurm.job_id)

@@ -138,6 +138,10 @@ Schema<Cluster> BuildClusterSchema() {
       Opt("0", "Checkpoint gang tasks every N optimizer steps; 0: not by steps.", "docs/design.md §3"));
   ckpt.Int("every_minutes", &ClusterCheckpoint::every_minutes, kNonNegative,
            Opt("30", "Checkpoint at least every N minutes; 0: not by time.", "docs/design.md §3"));
+  ckpt.Int("keep_last", &ClusterCheckpoint::keep_last, IntRange{1, 1000},
+           Opt("2", "Checkpoints kept per task chain (the newest and fallbacks); older ones are deleted once "
+                    "newer commits are durable. Each step's final result is always kept.",
+               "docs/design.md §6"));
 
   Schema<ClusterInterconnect> net;
   net.Real("intra_node_gbps", &ClusterInterconnect::intra_node_gbps, kNonNegativeReal,

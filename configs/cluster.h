@@ -40,6 +40,7 @@ struct ClusterParallel {
 struct ClusterCheckpoint {
   std::int64_t every_steps = 0;     // 0: not by steps
   std::int64_t every_minutes = 30;  // 0: not by time
+  std::int64_t keep_last = 2;       // checkpoints kept per chain (cli/checkpoint_janitor.h), >= 1
 };
 
 struct ClusterInterconnect {

@@ -423,6 +423,9 @@ std::string StatusReportToJson(const StatusReport& r, bool pretty) {
                   {"cache_window", r.run.cache_window},
                   {"cancelled", r.run.cancelled},
                   {"cancelled_job", r.run.cancelled_job}};
+  j["disk"] = Json{{"checkpoint_bytes", r.disk.checkpoint_bytes},
+                   {"checkpoint_files", r.disk.checkpoint_files},
+                   {"cache_bytes", r.disk.cache_bytes}};
   const StatusSlurm& sl = r.slurm;
   j["slurm"] = Json{{"job_id", sl.job_id},   {"restart", sl.restart},     {"starts", sl.starts},
                     {"nodes", sl.nodes},     {"end_ms", sl.end_ms},       {"refused", sl.refused},
@@ -655,6 +658,11 @@ Result<StatusReport> StatusReportFromJson(std::string_view text, std::string_vie
     Get(run, "cache_window", &r.run.cache_window);
     Get(run, "cancelled", &r.run.cancelled);
     Get(run, "cancelled_job", &r.run.cancelled_job);
+    where = "disk";
+    const Json& dk = j.at("disk");
+    Get(dk, "checkpoint_bytes", &r.disk.checkpoint_bytes);
+    Get(dk, "checkpoint_files", &r.disk.checkpoint_files);
+    Get(dk, "cache_bytes", &r.disk.cache_bytes);
     where = "slurm";
     const Json& sl = j.at("slurm");
     Get(sl, "job_id", &r.slurm.job_id);

@@ -176,6 +176,15 @@ struct StatusCacheStage {
   int pending = 0, producing = 0, resident = 0, evictable = 0, evicted = 0;
 };
 
+// The run directory's disk use (filled by `radlads-coord status`, which walks RUN/; not in the
+// state): checkpoints (bounded by checkpoint.keep_last, cli/checkpoint_janitor.h) and the
+// step-1 activation cache (bounded by the cache window).
+struct StatusDisk {
+  std::int64_t checkpoint_bytes = -1;  // -1: not measured
+  std::int64_t checkpoint_files = 0;
+  std::int64_t cache_bytes = -1;
+};
+
 struct StatusReport {
   int schema = kStatusSchemaVersion;
   TimeMs now_ms = 0;
@@ -191,6 +200,7 @@ struct StatusReport {
   std::vector<StatusCacheStage> cache;  // per stage (empty without cache tasks)
   RunMetrics metrics;
   StatusSlurm slurm;
+  StatusDisk disk;
 };
 
 // Builds the report at time `now` (ages and ETAs are relative to it).

@@ -118,6 +118,15 @@ void Header(const StatusReport& r, const Painter& p, std::string* o) {
     *o += line + "\n";
     if (!s.refused.empty()) *o += "  " + p.Red("refused") + "   the last start: " + s.refused + "\n";
   }
+  if (r.disk.checkpoint_bytes >= 0) {
+    auto mib = [](std::int64_t b) {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%.1f MiB", static_cast<double>(b) / (1024.0 * 1024.0));
+      return std::string(buf);
+    };
+    *o += "  disk      checkpoints " + mib(r.disk.checkpoint_bytes) + " in " + std::to_string(r.disk.checkpoint_files) +
+          " files, step-1 cache " + mib(std::max<std::int64_t>(0, r.disk.cache_bytes)) + "\n";
+  }
   const StatusTaskCounts& t = r.tasks;
   std::string tasks = "  tasks     " + FormatCount(t.total) + ": " + FormatCount(t.done) + " done, " +
                       FormatCount(t.leased) + " leased, " + FormatCount(t.ready) + " ready, " +
