@@ -33,6 +33,9 @@ class CoordinatorPort {
   virtual Result<LeaseReply> CompleteAndContinue(LeaseId lease, const FinalRecord& final_record) = 0;
   virtual Status Fail(LeaseId lease, std::string_view reason, bool retryable) = 0;
   virtual Status Release(LeaseId lease, std::string_view reason) = 0;
+  // The lease's resume point (LeaseGrant::resume_from, at `step`) cannot be read: the task
+  // falls back to its previous commit and the lease ends (Scheduler::DiscardCheckpoint).
+  virtual Status DiscardCheckpoint(LeaseId lease, std::int64_t step, std::string_view reason) = 0;
   virtual Status Drain(std::string_view reason) = 0;
   // The files of a cache segment the lease reply said to evict are deleted.
   virtual Status EvictSegment(int segment, int stage) = 0;

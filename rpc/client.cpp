@@ -439,6 +439,10 @@ Status Client::Fail(LeaseId lease, std::string_view reason, bool retryable) {
 Status Client::Release(LeaseId lease, std::string_view reason) {
   return StatusOf(Call(protocol::ReleaseRequest{lease, std::string(reason)}));
 }
+
+Status Client::DiscardCheckpoint(LeaseId lease, std::int64_t step, std::string_view reason) {
+  return StatusOf(Call(protocol::DiscardCheckpointRequest{lease, step, std::string(reason)}));
+}
 Status Client::Drain(std::string_view reason) {
   return StatusOf(Call(protocol::DrainRequest{std::string(reason)}));
 }

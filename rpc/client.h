@@ -74,6 +74,7 @@ class Client final : public CoordinatorPort {
   Status Fail(LeaseId lease, std::string_view reason, bool retryable) override;
   Status Fail(LeaseId lease, std::string_view reason) { return Fail(lease, reason, true); }
   Status Release(LeaseId lease, std::string_view reason) override;
+  Status DiscardCheckpoint(LeaseId lease, std::int64_t step, std::string_view reason) override;
   Status Drain(std::string_view reason) override;
   // The user's cancel (protocol::CancelRequest): the run drains and its coordinator exits with
   // kExitCancelled.

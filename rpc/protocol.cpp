@@ -23,7 +23,7 @@ constexpr MsgType kRequestTypes[] = {
     MsgType::kRegisterWorker, MsgType::kLease,   MsgType::kHeartbeat,    MsgType::kCommitCheckpoint,
     MsgType::kComplete,       MsgType::kFail,    MsgType::kRelease,      MsgType::kDrain,
     MsgType::kExpireLeases,   MsgType::kGetStatus, MsgType::kBye,          MsgType::kEvictSegment,
-    MsgType::kCompleteAndContinue, MsgType::kCancel};
+    MsgType::kCompleteAndContinue, MsgType::kCancel, MsgType::kDiscardCheckpoint};
 static_assert(std::size(kRequestTypes) == std::variant_size_v<Request>);
 
 template <std::size_t I = 0>
@@ -134,6 +134,7 @@ std::string MsgTypeName(std::uint8_t type) {
     case MsgType::kEvictSegment: name = "evict_segment"; break;
     case MsgType::kCompleteAndContinue: name = "complete_and_continue"; break;
     case MsgType::kCancel: name = "cancel"; break;
+    case MsgType::kDiscardCheckpoint: name = "discard_checkpoint"; break;
     default: {
       static constexpr char kHex[] = "0123456789abcdef";
       return std::string("unknown(0x") + kHex[type >> 4] + kHex[type & 15] + ")";

@@ -58,7 +58,8 @@ namespace radlads::protocol {
 // 2: WorkerInfo gained rank, device, memory_bytes and gang; LeaseReply carries evictions; the
 //    EvictSegment request. A peer of another version is refused (bad_version) naming both.
 // 3: the Cancel request (`radlads-coord cancel`).
-inline constexpr std::uint8_t kProtocolVersion = 3;
+// 4: the DiscardCheckpoint request (checkpoint fallback).
+inline constexpr std::uint8_t kProtocolVersion = 4;
 inline constexpr std::size_t kLengthPrefixBytes = 4;
 inline constexpr std::size_t kMacBytes = 32;
 inline constexpr std::size_t kNonceBytes = 32;
@@ -96,10 +97,11 @@ enum class MsgType : std::uint8_t {
   kEvictSegment = 27,         // since version 2
   kCompleteAndContinue = 28,  // since version 2
   kCancel = 29,               // since version 3
+  kDiscardCheckpoint = 30,    // since version 4
 };
 inline constexpr std::uint8_t kReplyBit = 0x80;
 inline constexpr std::uint8_t kFirstRequestType = 16;
-inline constexpr std::uint8_t kLastRequestType = 29;
+inline constexpr std::uint8_t kLastRequestType = 30;
 
 bool IsRequestType(std::uint8_t type);
 // "lease", "lease_reply", "challenge", ..., or "unknown(0x7f)".
@@ -241,6 +243,12 @@ struct CancelRequest {
   std::string reason;
   std::string job_id;  // the batch job the coordinator runs in, as the canceller saw it ("" none)
 };
+// The lease's resume point could not be read: Scheduler::DiscardCheckpoint.
+struct DiscardCheckpointRequest {
+  LeaseId lease = 0;
+  std::int64_t step = 0;
+  std::string reason;
+};
 struct ExpireLeasesRequest {};
 struct GetStatusRequest {};
 struct ByeRequest {};
@@ -286,6 +294,12 @@ void VisitFields(V& v, CancelRequest& r) {
   v.Str("job_id", r.job_id, kMaxIdBytes);
 }
 template <class V>
+void VisitFields(V& v, DiscardCheckpointRequest& r) {
+  v.Int("lease", r.lease);
+  v.Int("step", r.step);
+  v.Str("reason", r.reason, kMaxTextBytes);
+}
+template <class V>
 void VisitFields(V&, ExpireLeasesRequest&) {}
 template <class V>
 void VisitFields(V&, GetStatusRequest&) {}
@@ -315,7 +329,7 @@ void VisitFields(V& v, CompleteAndContinueRequest& r) {
 using Request = std::variant<RegisterWorkerRequest, LeaseRequest, HeartbeatRequest, CommitRequest,
                              CompleteRequest, FailRequest, ReleaseRequest, DrainRequest,
                              ExpireLeasesRequest, GetStatusRequest, ByeRequest, EvictSegmentRequest,
-                             CompleteAndContinueRequest, CancelRequest>;
+                             CompleteAndContinueRequest, CancelRequest, DiscardCheckpointRequest>;
 
 MsgType TypeOf(const Request& r);
 // `version`: the protocol version of the layout (the current one on the wire; older ones for
@@ -343,7 +357,7 @@ using ReplyBody =
 
 // A reply: the operation's Status (a scheduler error such as FailedPrecondition travels here; it
 // is not a protocol violation) and, when OK, the body of the request's kind:
-//   RegisterWorker, Fail, Release, Drain, Cancel, Bye, EvictSegment -> EmptyReply;
+//   RegisterWorker, Fail, Release, DiscardCheckpoint, Drain, Cancel, Bye, EvictSegment -> EmptyReply;
 //   Lease, CompleteAndContinue -> LeaseReply;
 //   Heartbeat -> HeartbeatReply;  CommitCheckpoint, Complete -> CommitReply;
 //   ExpireLeases -> ExpireReply;  GetStatus -> StatusReply.

@@ -429,6 +429,10 @@ class Server::Impl::Connection : public std::enable_shared_from_this<Connection>
       });
     } else if (auto* r = std::get_if<protocol::ReleaseRequest>(&req)) {
       Blocking(seq, [sched, r = std::move(*r)] { return ToReply(sched->Release(r.lease, r.reason)); });
+    } else if (auto* r = std::get_if<protocol::DiscardCheckpointRequest>(&req)) {
+      Blocking(seq, [sched, r = std::move(*r)] {
+        return ToReply(sched->DiscardCheckpoint(r.lease, r.step, r.reason));
+      });
     } else if (auto* r = std::get_if<protocol::DrainRequest>(&req)) {
       const std::string who = "drain requested by " + peer_ + " ('" + session_.client_name() +
                               "'): " + r->reason;

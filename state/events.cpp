@@ -60,6 +60,7 @@ constexpr EventKind KindFor() {
   else if constexpr (std::is_same_v<T, JobStarted>) return EventKind::kJobStarted;
   else if constexpr (std::is_same_v<T, RunCancelled>) return EventKind::kRunCancelled;
   else if constexpr (std::is_same_v<T, RunReopened>) return EventKind::kRunReopened;
+  else if constexpr (std::is_same_v<T, CheckpointDiscarded>) return EventKind::kCheckpointDiscarded;
   else {
     static_assert(std::is_same_v<T, SegmentEvicted>);
     return EventKind::kSegmentEvicted;
@@ -95,6 +96,7 @@ std::string_view EventKindName(EventKind kind) {
     case EventKind::kJobStarted: return "job_started";
     case EventKind::kRunCancelled: return "run_cancelled";
     case EventKind::kRunReopened: return "run_reopened";
+    case EventKind::kCheckpointDiscarded: return "checkpoint_discarded";
   }
   return "unknown";
 }
@@ -211,6 +213,7 @@ Status DecodeEvent(std::string_view value, std::string_view key, Event* out) {
     case EventKind::kJobStarted: DecodeAs<JobStarted>(in, &out->body); break;
     case EventKind::kRunCancelled: DecodeAs<RunCancelled>(in, &out->body); break;
     case EventKind::kRunReopened: DecodeAs<RunReopened>(in, &out->body); break;
+    case EventKind::kCheckpointDiscarded: DecodeAs<CheckpointDiscarded>(in, &out->body); break;
     default:
       return Status::Corruption(std::string(key) + ": unknown event kind " + std::to_string(kind));
   }
@@ -277,6 +280,10 @@ std::string DescribeEvent(const Event& e) {
           if (!b.job.refused.empty()) out += " refused=" + Quote(b.job.refused);
         } else if constexpr (std::is_same_v<T, RunCancelled>) {
           out += " reason=" + Quote(b.reason) + " job=" + Quote(b.job_id);
+        } else if constexpr (std::is_same_v<T, CheckpointDiscarded>) {
+          out += " task=" + b.task + " lease=" + num(static_cast<std::int64_t>(b.lease)) +
+                 " step=" + num(b.step) + " tokens=" + num(b.tokens_consumed) +
+                 " redone=" + num(b.tokens_redone) + " reason=" + Quote(b.reason);
         }
       },
       e.body);

@@ -42,8 +42,10 @@ namespace radlads {
 // The version byte that opens every value (event or table row) in RUN/state/. Values of every
 // version from 1 up are read (fields added later keep their defaults); new values are written
 // in this one. 2: WorkerInfo gained rank, device, memory_bytes and gang. 3: the run row gained
-// the batch-job starts and the cancellation (JobStarted, RunCancelled).
-inline constexpr std::uint8_t kStateFormatVersion = 3;
+// the batch-job starts and the cancellation (JobStarted, RunCancelled). 4: checkpoint fallback
+// (CheckpointDiscarded): the task row lists its discarded commits, the ledger rows count the
+// tokens redone, the run's metrics the discards.
+inline constexpr std::uint8_t kStateFormatVersion = 4;
 
 
 // Run-wide settings fixed at creation (carried by the RunCreated event).
@@ -193,6 +195,20 @@ struct RunCancelled {
 struct RunReopened {
   std::string note;
 };
+// The newest valid commit of a leased task could not be read (a checksum or size mismatch, a
+// missing file: its lease's worker found it so before loading it): it is discarded, and the task
+// goes back to its previous valid commit (or its start). The ledger is debited the interval
+// between the two cursors (tokens_redone), which is counted as redone; the interval is trained
+// again and credited again by the commits that redo it, so the credited total counts every
+// token of the final model's history once. The lease stays; a LeaseEnded follows. State format 4.
+struct CheckpointDiscarded {
+  std::string task;
+  LeaseId lease = 0;
+  std::int64_t step = 0;             // the discarded commit's step ...
+  std::int64_t tokens_consumed = 0;  // ... and cursor (they must be the task's newest valid commit)
+  std::int64_t tokens_redone = 0;    // tokens_consumed - the previous valid cursor (0 at the start)
+  std::string reason;                // why it could not be read (the file, what was wrong)
+};
 // Every task that reads cache(segment, stage) is done: its files may be deleted.
 struct SegmentEvictable {
   int segment = 0;
@@ -208,7 +224,7 @@ using EventBody = std::variant<RunCreated, WorkerRegistered, WorkerLost, TaskRea
                                TaskProgress, CheckpointCommitted, TaskCompleted, LeaseEnded,
                                TaskFailed, RunFailed, RunCompleted, DrainRequested, DrainCompleted,
                                RunResumed, SegmentEvictable, SegmentEvicted, RunRelaid,
-                               JobStarted, RunCancelled, RunReopened>;
+                               JobStarted, RunCancelled, RunReopened, CheckpointDiscarded>;
 
 // Stable wire codes (docs/formats/state.md). Never renumber; append.
 enum class EventKind : std::uint8_t {
@@ -233,6 +249,7 @@ enum class EventKind : std::uint8_t {
   kJobStarted = 19,   // state format 3
   kRunCancelled = 20, // state format 3
   kRunReopened = 21,  // state format 3
+  kCheckpointDiscarded = 22,  // state format 4
 };
 
 struct Event {
@@ -375,6 +392,15 @@ void VisitFields(V& v, RunCancelled& e) {
 }
 template <class V>
 void VisitFields(V& v, RunReopened& e) { v.Str("note", e.note, kMaxTextBytes); }
+template <class V>
+void VisitFields(V& v, CheckpointDiscarded& e) {
+  v.Str("task", e.task, kMaxIdBytes);
+  v.Int("lease", e.lease);
+  v.Int("step", e.step);
+  v.Int("tokens_consumed", e.tokens_consumed);
+  v.Int("tokens_redone", e.tokens_redone);
+  v.Str("reason", e.reason, kMaxTextBytes);
+}
 template <class V>
 void VisitFields(V& v, RunRelaid& e) {
   v.Int("lease_ttl_ms", e.lease_ttl_ms);

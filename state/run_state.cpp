@@ -114,10 +114,27 @@ const WorkerRecord* RunState::FindWorker(std::string_view id) const {
   return it == workers_.end() ? nullptr : &it->second;
 }
 
+bool RunState::IsDiscarded(int index, std::size_t position) const {
+  for (const DiscardedCommit& d : tasks_[static_cast<std::size_t>(index)].discarded) {
+    if (d.position == static_cast<std::int64_t>(position)) return true;
+  }
+  return false;
+}
+
+std::int64_t RunState::LastValidPosition(int index, std::int64_t before) const {
+  const auto& list = ckpts_[static_cast<std::size_t>(index)];
+  std::int64_t p = before < 0 ? static_cast<std::int64_t>(list.size()) : before;
+  for (--p; p >= 0; --p) {
+    if (!IsDiscarded(index, static_cast<std::size_t>(p))) return p;
+  }
+  return -1;
+}
+
 const CommittedCheckpoint* RunState::LastCheckpoint(std::string_view task) const {
   const int i = TaskIndex(task);
-  if (i < 0 || ckpts_[i].empty()) return nullptr;
-  return &ckpts_[i].back();
+  if (i < 0) return nullptr;
+  const std::int64_t p = LastValidPosition(i);
+  return p < 0 ? nullptr : &ckpts_[i][static_cast<std::size_t>(p)];
 }
 
 int RunState::TaskOfCommittingLease(LeaseId lease) const {
@@ -246,6 +263,7 @@ Status RunState::Apply(const Event& e, RowChanges* changes) {
         else if constexpr (std::is_same_v<T, JobStarted>) return ApplyJobStarted(e, b, c);
         else if constexpr (std::is_same_v<T, RunCancelled>) return ApplyRunCancelled(e, b, c);
         else if constexpr (std::is_same_v<T, RunReopened>) return ApplyRunReopened(e, b, c);
+        else if constexpr (std::is_same_v<T, CheckpointDiscarded>) return ApplyCheckpointDiscarded(e, b, c);
         else return ApplySegmentEvicted(e, b, c);
       },
       e.body);
@@ -741,6 +759,44 @@ Status RunState::ApplyRunReopened(const Event& e, const RunReopened&, RowChanges
   }
   status_.reason.clear();
   SetPhase(RunPhase::kRunning, e.at_ms);
+  return Status::Ok();
+}
+
+Status RunState::ApplyCheckpointDiscarded(const Event& e, const CheckpointDiscarded& b, RowChanges* c) {
+  Status st = CheckLease(e, b.lease, b.task);
+  if (!st.ok()) return st;
+  const int i = TaskIndex(b.task);
+  TaskRecord& t = tasks_[static_cast<std::size_t>(i)];
+  const std::int64_t p = LastValidPosition(i);
+  if (p < 0) return Fail(e, "task '" + b.task + "' has no valid commit to discard");
+  const CommittedCheckpoint& newest = ckpts_[static_cast<std::size_t>(i)][static_cast<std::size_t>(p)];
+  if (newest.final || newest.record.step != b.step || newest.record.tokens_consumed != b.tokens_consumed) {
+    return Fail(e, "the newest valid commit of '" + b.task + "' is step " + std::to_string(newest.record.step) +
+                       " at cursor " + std::to_string(newest.record.tokens_consumed) + ", not step " +
+                       std::to_string(b.step) + " at " + std::to_string(b.tokens_consumed));
+  }
+  if (newest.record.tokens_consumed != t.committed_tokens) {
+    return Fail(e, "the task's cursor " + std::to_string(t.committed_tokens) + " is not its newest commit's");
+  }
+  const std::int64_t q = LastValidPosition(i, p);
+  const CommittedCheckpoint* back = q < 0 ? nullptr : &ckpts_[static_cast<std::size_t>(i)][static_cast<std::size_t>(q)];
+  const std::int64_t back_cursor = back == nullptr ? 0 : back->record.tokens_consumed;
+  if (b.tokens_redone != b.tokens_consumed - back_cursor) {
+    return Fail(e, "redoes " + std::to_string(b.tokens_redone) + " tokens; the cursor goes back " +
+                       std::to_string(b.tokens_consumed - back_cursor));
+  }
+  Credit(t, -b.tokens_redone);
+  StepLedger& by_type = ledger_.by_type[static_cast<std::size_t>(t.spec.type)];
+  by_type.redone += b.tokens_redone;
+  if (t.spec.type == TaskType::kAlign) ledger_.align_layers[t.spec.layer].redone += b.tokens_redone;
+  t.committed_tokens = back_cursor;
+  t.checkpoint_step = back == nullptr ? -1 : back->record.step;
+  t.discarded.push_back(DiscardedCommit{p, b.step, b.tokens_redone, e.at_ms, b.reason});
+  t.last_error = "checkpoint at step " + std::to_string(b.step) + " discarded: " + b.reason;
+  t.changed_at_ms = e.at_ms;
+  ++metrics_.checkpoints_discarded;
+  c->tasks.insert(i);
+  c->ledger = true;
   return Status::Ok();
 }
 

@@ -9,7 +9,8 @@
 //   leases       outstanding leases with their deadlines;
 //   workers      registered workers (idle, busy, lost);
 //   checkpoints  the checkpoint index: every committed checkpoint of every task, in commit
-//                order (the last one is where a retry resumes; earlier ones are fallbacks);
+//                order (the last valid one is where a retry resumes; earlier ones are
+//                fallbacks; a commit found unreadable is marked discarded, never removed);
 //   segments     cache(s, p) outputs: pending -> producing -> resident -> evictable -> evicted,
 //                counted against the window W per stage;
 //   ledger       tokens credited per task type, and per layer for step 1 (see TokenLedger);
@@ -111,6 +112,15 @@ template <>
 struct EnumTraits<SegmentState>
     : NamedEnumTraits<SegmentState, SegmentStateName, static_cast<std::uint8_t>(SegmentState::kEvicted)> {};
 
+// A commit of the task found unreadable and discarded (CheckpointDiscarded; state format 4).
+struct DiscardedCommit {
+  std::int64_t position = 0;  // its index in RunState::Checkpoints(task)
+  std::int64_t step = 0;
+  std::int64_t tokens_redone = 0;
+  TimeMs at_ms = 0;
+  std::string reason;
+};
+
 struct TaskRecord {
   TaskSpec spec;  // from the plan; immutable
   int index = 0;  // position in the plan; immutable; ready tasks are leased in this order
@@ -132,6 +142,8 @@ struct TaskRecord {
   // becomes durable (credited, 0 here) with the next commit of that chain, and is undone
   // (back to ready or blocked) when the chain's live lease ends without one.
   LeaseId held_lease = 0;
+  // Commits found unreadable, in discard order (state format 4); see CheckpointDiscarded.
+  std::vector<DiscardedCommit> discarded;
 };
 
 struct LeaseRecord {
@@ -168,11 +180,14 @@ struct SegmentRecord {
 struct StepLedger {
   std::int64_t budget = 0;    // sum of spec.tokens
   std::int64_t credited = 0;  // sum of committed cursors
+  std::int64_t redone = 0;    // tokens debited by discarded commits (trained again); format 4
 };
 
 // Tokens are credited only by commits (CheckpointCommitted, TaskCompleted), by the difference
 // between the new cursor and the task's previous committed cursor; they are never credited by
-// heartbeats, and nothing is ever debited.
+// heartbeats. The only debit is a checkpoint fallback (CheckpointDiscarded): the discarded
+// commit's interval is taken back and counted in `redone`, so `credited` stays the sum of the
+// valid cursors: each token of the final model's history counted once.
 //
 // Step 1 (align): each layer trains on every segment, so the step's budget B1 is counted per
 // layer: budget(l) = sum over s of align(l, s).tokens, the same for every layer (the plan is
@@ -205,6 +220,7 @@ struct RunMetrics {
   std::int64_t segments_evicted = 0;
   std::int64_t drains = 0;
   std::int64_t resumes = 0;
+  std::int64_t checkpoints_discarded = 0;  // state format 4
 };
 
 struct RunStatus {
@@ -266,9 +282,14 @@ class RunState {
   const LeaseRecord* FindLease(LeaseId id) const;
   const std::map<std::string, WorkerRecord, std::less<>>& workers() const { return workers_; }
   const WorkerRecord* FindWorker(std::string_view id) const;
-  // Committed checkpoints of a task, oldest first (empty for an unknown task).
+  // Committed checkpoints of a task, oldest first (empty for an unknown task), discarded ones
+  // included (IsDiscarded).
   const std::vector<CommittedCheckpoint>& Checkpoints(int index) const { return ckpts_[index]; }
+  bool IsDiscarded(int index, std::size_t position) const;
+  // The task's newest commit that is not discarded (where it resumes), or null.
   const CommittedCheckpoint* LastCheckpoint(std::string_view task) const;
+  // Its position in Checkpoints(index) before `before` (default: the end), or -1.
+  std::int64_t LastValidPosition(int index, std::int64_t before = -1) const;
   // Task index of a lease that committed at least one checkpoint (live or ended), else -1.
   // Lets the scheduler recognise a duplicate commit after the lease has ended.
   int TaskOfCommittingLease(LeaseId lease) const;
@@ -320,6 +341,7 @@ class RunState {
   Status ApplyJobStarted(const Event& e, const JobStarted& b, RowChanges* c);
   Status ApplyRunCancelled(const Event& e, const RunCancelled& b, RowChanges* c);
   Status ApplyRunReopened(const Event& e, const RunReopened& b, RowChanges* c);
+  Status ApplyCheckpointDiscarded(const Event& e, const CheckpointDiscarded& b, RowChanges* c);
   // A durable commit (checkpoint or final) of task i under `lease`: recorded, credited, and
   // the held chain before it made durable (MakeChainDurable: credited the rest of its budget).
   void RecordCommit(int i, const CheckpointRecord& ck, LeaseId lease, int attempt, TimeMs at, bool final,

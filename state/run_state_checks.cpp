@@ -196,6 +196,7 @@ Status RunState::CheckInvariants() const {
     auto& s = expect.by_type[static_cast<std::size_t>(t.spec.type)];
     s.budget += t.spec.tokens;
     s.credited += t.committed_tokens;
+    for (const DiscardedCommit& d : t.discarded) s.redone += d.tokens_redone;
     if (t.spec.type == TaskType::kAlign) {
       expect.align_layers[t.spec.layer].budget += t.spec.tokens;
       expect.align_layers[t.spec.layer].credited += t.committed_tokens;
@@ -233,12 +234,15 @@ Status RunState::CheckInvariants() const {
   }
   for (std::size_t k = 0; k < expect.by_type.size(); ++k) {
     if (expect.by_type[k].budget != ledger_.by_type[k].budget ||
-        expect.by_type[k].credited != ledger_.by_type[k].credited) {
+        expect.by_type[k].credited != ledger_.by_type[k].credited ||
+        expect.by_type[k].redone != ledger_.by_type[k].redone) {
       return bad("ledger of " + std::string(TaskTypeName(static_cast<TaskType>(k))) +
                  " says " + std::to_string(ledger_.by_type[k].credited) + "/" +
-                 std::to_string(ledger_.by_type[k].budget) + ", tasks say " +
+                 std::to_string(ledger_.by_type[k].budget) + " (redone " +
+                 std::to_string(ledger_.by_type[k].redone) + "), tasks say " +
                  std::to_string(expect.by_type[k].credited) + "/" +
-                 std::to_string(expect.by_type[k].budget));
+                 std::to_string(expect.by_type[k].budget) + " (redone " +
+                 std::to_string(expect.by_type[k].redone) + ")");
     }
   }
   if (expect.align_layers.size() != ledger_.align_layers.size()) return bad("align layer ledger");
@@ -336,17 +340,18 @@ std::string RunState::CanonicalDump() const {
           "metrics events=%" PRId64 " leases=%" PRId64 " heartbeats=%" PRId64
           " checkpoints=%" PRId64 " completed=%" PRId64 " expired=%" PRId64 " failed=%" PRId64
           " released=%" PRId64 " abandoned=%" PRId64 " workers_lost=%" PRId64
-          " evicted=%" PRId64 " drains=%" PRId64 " resumes=%" PRId64 "\n",
+          " evicted=%" PRId64 " drains=%" PRId64 " resumes=%" PRId64 " discarded=%" PRId64 "\n",
           m.events, m.leases_granted, m.heartbeats, m.checkpoints_committed, m.tasks_completed,
           m.leases_expired, m.leases_failed, m.leases_released, m.leases_abandoned,
-          m.workers_lost, m.segments_evicted, m.drains, m.resumes);
+          m.workers_lost, m.segments_evicted, m.drains, m.resumes, m.checkpoints_discarded);
   for (std::size_t k = 0; k < ledger_.by_type.size(); ++k) {
-    AppendF(&out, "ledger %s %" PRId64 "/%" PRId64 "\n",
+    AppendF(&out, "ledger %s %" PRId64 "/%" PRId64 " redone=%" PRId64 "\n",
             std::string(TaskTypeName(static_cast<TaskType>(k))).c_str(),
-            ledger_.by_type[k].credited, ledger_.by_type[k].budget);
+            ledger_.by_type[k].credited, ledger_.by_type[k].budget, ledger_.by_type[k].redone);
   }
   for (const auto& [layer, l] : ledger_.align_layers) {
-    AppendF(&out, "ledger align/L%d %" PRId64 "/%" PRId64 "\n", layer, l.credited, l.budget);
+    AppendF(&out, "ledger align/L%d %" PRId64 "/%" PRId64 " redone=%" PRId64 "\n", layer, l.credited, l.budget,
+            l.redone);
   }
   for (const auto& t : tasks_) {
     const TaskSpec& s = t.spec;
@@ -369,6 +374,10 @@ std::string RunState::CanonicalDump() const {
     out += " final=";
     DumpValues(&out, t.final_metrics);
     out.push_back('\n');
+    for (const DiscardedCommit& d : t.discarded) {
+      AppendF(&out, "  discarded position=%" PRId64 " step=%" PRId64 " redone=%" PRId64 " at=%" PRId64 " reason=\"%s\"\n",
+              d.position, d.step, d.tokens_redone, d.at_ms, d.reason.c_str());
+    }
     for (const auto& c : ckpts_[t.index]) {
       AppendF(&out, "  ckpt lease=%" PRIu64 " attempt=%d at=%" PRId64 " final=%d ", c.lease,
               c.attempt, c.committed_ms, c.final ? 1 : 0);

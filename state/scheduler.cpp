@@ -174,6 +174,9 @@ Status Scheduler::Fail(LeaseId lease, std::string_view reason, bool retryable) {
 Status Scheduler::Release(LeaseId lease, std::string_view reason) {
   return store_->Transact([&](Txn& tx) { return DoRelease(tx, lease, reason); });
 }
+Status Scheduler::DiscardCheckpoint(LeaseId lease, std::int64_t step, std::string_view reason) {
+  return store_->Transact([&](Txn& tx) { return DoDiscardCheckpoint(tx, lease, step, reason); });
+}
 Status Scheduler::Drain(std::string_view reason) {
   return store_->Transact([&](Txn& tx) { return DoDrain(tx, reason); });
 }
@@ -267,9 +270,9 @@ LeaseGrant Scheduler::MakeGrant(const RunState& s, const LeaseRecord& lease) con
   g.task = t.spec;
   g.attempt = lease.attempt;
   g.deadline_ms = lease.deadline_ms;
-  if (!s.Checkpoints(i).empty()) g.resume_from = s.Checkpoints(i).back();
+  if (const CommittedCheckpoint* c = s.LastCheckpoint(t.spec.id)) g.resume_from = *c;
   for (int d : s.DepIndices(i)) {
-    if (!s.Checkpoints(d).empty()) g.inputs.push_back(s.Checkpoints(d).back());
+    if (const CommittedCheckpoint* c = s.LastCheckpoint(s.tasks()[d].spec.id)) g.inputs.push_back(*c);
   }
   return g;
 }
@@ -672,6 +675,48 @@ Status Scheduler::DoRelease(Txn& tx, LeaseId lease, std::string_view reason) {
   const TimeMs now = clock_->NowMs();
   const LeaseRecord copy = *l;
   RADLADS_RETURN_IF_ERROR(EndLease(tx, now, copy, LeaseEndCause::kReleased, Clip(reason), true));
+  return MaybeFinishDrain(tx, now);
+}
+
+Status Scheduler::DoDiscardCheckpoint(Txn& tx, LeaseId lease, std::int64_t step, std::string_view reason) {
+  const RunState& s = tx.state();
+  RADLADS_RETURN_IF_ERROR(RequireRun(s));
+  const TimeMs now = clock_->NowMs();
+  RADLADS_ASSIGN_OR_RETURN(const LeaseRecord* l, LiveLease(s, lease, now, "checkpoint discard"));
+  const LeaseRecord copy = *l;
+  const int i = s.TaskIndex(copy.task);
+  const TaskRecord& t = s.tasks()[static_cast<std::size_t>(i)];
+  const std::string ctx = "checkpoint discard on " + L(lease) + " (task '" + t.spec.id + "')";
+  const std::int64_t p = s.LastValidPosition(i);
+  if (p < 0) return Status::FailedPrecondition(ctx + ": the task has no commit to discard");
+  const CommittedCheckpoint& newest = s.Checkpoints(i)[static_cast<std::size_t>(p)];
+  if (newest.record.step != step) {
+    return Status::FailedPrecondition(ctx + ": the task resumes from step " + std::to_string(newest.record.step) +
+                                      ", not step " + std::to_string(step));
+  }
+  const std::int64_t q = s.LastValidPosition(i, p);
+  // Without an earlier commit the task starts again from its inputs; an align task whose
+  // previous segment was done in memory (layer affinity) has no input file: that state lived
+  // only in the commit found unreadable.
+  if (q < 0) {
+    if (const int prev = s.PreviousSegment(i); prev >= 0) {
+      const CommittedCheckpoint* in = s.LastCheckpoint(s.tasks()[static_cast<std::size_t>(prev)].spec.id);
+      if (in == nullptr || in->record.files.empty()) {
+        return Status::Corruption(ctx + ": cannot fall back: no earlier commit, and the state after " +
+                                          s.tasks()[static_cast<std::size_t>(prev)].spec.id +
+                                          " was never written to a file of its own");
+      }
+    }
+  }
+  const std::int64_t back = q < 0 ? 0 : s.Checkpoints(i)[static_cast<std::size_t>(q)].record.tokens_consumed;
+  const std::string to = q < 0 ? std::string("the task's start")
+                               : "step " + std::to_string(s.Checkpoints(i)[static_cast<std::size_t>(q)].record.step);
+  APPEND(tx, now,
+         CheckpointDiscarded{t.spec.id, lease, step, newest.record.tokens_consumed,
+                             newest.record.tokens_consumed - back, Clip(reason)});
+  RADLADS_RETURN_IF_ERROR(EndLease(tx, now, copy, LeaseEndCause::kReleased,
+                                   "checkpoint at step " + std::to_string(step) + " discarded; resuming from " + to,
+                                   true));
   return MaybeFinishDrain(tx, now);
 }
 

@@ -110,6 +110,14 @@ class Scheduler final : public CoordinatorPort {
   Status Fail(LeaseId lease, std::string_view reason) { return Fail(lease, reason, true); }
   // Ends a lease without counting a failure (drain); the task resumes from its last commit.
   Status Release(LeaseId lease, std::string_view reason) override;
+  // Checkpoint fallback: the lease's worker found the task's resume point (its newest valid
+  // commit, at `step`) unreadable. CheckpointDiscarded (the ledger gives back its interval,
+  // counted as redone) and LeaseEnded (released, not a failure): the next lease resumes from
+  // the previous valid commit, or the task's start. FailedPrecondition when the lease is not
+  // live or `step` is not the resume point (a stale report); Corruption when there is nothing to
+  // fall back to (an align task whose previous segment's state was held in memory, never
+  // written): the task cannot go on.
+  Status DiscardCheckpoint(LeaseId lease, std::int64_t step, std::string_view reason) override;
   Status Drain(std::string_view reason) override;
   // Ends every lease whose deadline is <= clock now; returns how many.
   Result<int> ExpireLeases();
@@ -155,6 +163,7 @@ class Scheduler final : public CoordinatorPort {
   Result<CommitReply> DoComplete(Txn& tx, LeaseId lease, const FinalRecord& final_record);
   Status DoFail(Txn& tx, LeaseId lease, std::string_view reason, bool retryable);
   Status DoRelease(Txn& tx, LeaseId lease, std::string_view reason);
+  Status DoDiscardCheckpoint(Txn& tx, LeaseId lease, std::int64_t step, std::string_view reason);
   Status DoDrain(Txn& tx, std::string_view reason);
   Result<int> DoExpire(Txn& tx);
   Status DoEvict(Txn& tx, int segment, int stage);

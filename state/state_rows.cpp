@@ -38,6 +38,15 @@ template <class V>
 void VisitFields(V& v, StepLedger& l) {
   v.Int("budget", l.budget);
   v.Int("credited", l.credited);
+  if (v.Since(4)) v.Int("redone", l.redone);
+}
+template <class V>
+void VisitFields(V& v, DiscardedCommit& d) {
+  v.Int("position", d.position);
+  v.Int("step", d.step);
+  v.Int("tokens_redone", d.tokens_redone);
+  v.Int("at_ms", d.at_ms);
+  v.Str("reason", d.reason, kMaxTextBytes);
 }
 template <class V>
 void VisitFields(V& v, RunMetrics& m) {
@@ -54,6 +63,7 @@ void VisitFields(V& v, RunMetrics& m) {
   v.Int("segments_evicted", m.segments_evicted);
   v.Int("drains", m.drains);
   v.Int("resumes", m.resumes);
+  if (v.Since(4)) v.Int("checkpoints_discarded", m.checkpoints_discarded);
 }
 
 template <class V>
@@ -97,6 +107,7 @@ void VisitTaskRow(V& v, TaskRecord& t) {
   v.Str("last_error", t.last_error, kMaxTextBytes);
   v.Recs("final_metrics", t.final_metrics, kMaxValues);
   if (v.Since(2)) v.Int("held_lease", t.held_lease);
+  if (v.Since(4)) v.Recs("discarded", t.discarded, kMaxListItems);
 }
 
 template <class V>

@@ -111,7 +111,7 @@ std::string PrometheusText(const StatusReport& r) {
     }
     Family(&o, "radlads_tasks", "gauge", "Tasks by type and state.", v);
   }
-  std::vector<PromSample> budget, credited, in_flight, ratio, rate, eta, loss;
+  std::vector<PromSample> budget, credited, in_flight, redone, ratio, rate, eta, loss;
   for (const StatusStep& s : r.steps) {
     const Labels l{{"step", s.name}};
     ratio.push_back(S(s.fraction, l));
@@ -120,6 +120,7 @@ std::string PrometheusText(const StatusReport& r) {
     budget.push_back(S(d(s.tokens_budget), l));
     credited.push_back(S(d(s.tokens_used), l));
     in_flight.push_back(S(d(s.work_in_flight), l));
+    redone.push_back(S(d(s.work_redone), l));
     rate.push_back(S(s.tokens_per_s, l));
     if (s.eta_s) eta.push_back(S(*s.eta_s, l));
   }
@@ -127,6 +128,8 @@ std::string PrometheusText(const StatusReport& r) {
          "Token budget of a step (align: per layer, every layer trains on every token).", budget);
   Family(&o, "radlads_step_tokens_credited", "gauge",
          "Tokens credited by committed checkpoints (align: the minimum over layers).", credited);
+  Family(&o, "radlads_step_tokens_redone_total", "counter",
+         "Tokens given back by checkpoint fallbacks and trained again (align: layer-tokens).", redone);
   Family(&o, "radlads_step_tokens_in_flight", "gauge",
          "Tokens reported by heartbeats beyond the committed cursors (align: layer-tokens).",
          in_flight);
@@ -220,6 +223,9 @@ std::string PrometheusText(const StatusReport& r) {
          {S(d(m.segments_evicted))});
   Family(&o, "radlads_drains_total", "counter", "Drains requested.", {S(d(m.drains))});
   Family(&o, "radlads_resumes_total", "counter", "Coordinator restarts (Resume).", {S(d(m.resumes))});
+  Family(&o, "radlads_checkpoints_discarded_total", "counter",
+         "Checkpoints found unreadable and discarded (the task fell back to the commit before).",
+         {S(d(m.checkpoints_discarded))});
   return o;
 }
 

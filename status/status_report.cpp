@@ -65,8 +65,9 @@ LiveFigures Live(const RunState& s, int index) {
   f.in_flight = std::max<std::int64_t>(0, t.progress.tokens - t.committed_tokens);
   // Cursor at the grant: the last commit made before this lease (retries resume there).
   std::int64_t start = 0;
-  for (const CommittedCheckpoint& c : s.Checkpoints(index)) {
-    if (c.lease != t.lease) start = c.record.tokens_consumed;
+  const auto& list = s.Checkpoints(index);
+  for (std::size_t k = 0; k < list.size(); ++k) {
+    if (list[k].lease != t.lease && !s.IsDiscarded(index, k)) start = list[k].record.tokens_consumed;
   }
   const TimeMs elapsed = t.progress_at_ms - l->granted_ms;
   if (elapsed > 0 && t.progress.tokens > start) {
@@ -183,6 +184,7 @@ StatusReport BuildStatusReport(const RunState& s, TimeMs now) {
       step.work_budget = step.tokens_budget;
       step.work_done = step.tokens_used;
     }
+    step.work_redone = ledger.Of(type).redone;
     step.has_tokens = step.work_budget > 0;
     if (step.has_tokens) {
       step.fraction = static_cast<double>(step.work_done) / static_cast<double>(step.work_budget);
@@ -318,6 +320,15 @@ StatusReport BuildStatusReport(const RunState& s, TimeMs now) {
   });
   for (auto& [i, f] : fails) r.failures.push_back(std::move(f));
 
+  // ---- checkpoint fallbacks ----
+  for (const TaskRecord& t : tasks) {
+    for (const DiscardedCommit& d : t.discarded) {
+      r.fallbacks.push_back(StatusFallback{t.spec.id, d.step, d.tokens_redone, d.reason, d.at_ms});
+    }
+  }
+  std::stable_sort(r.fallbacks.begin(), r.fallbacks.end(),
+                   [](const StatusFallback& a, const StatusFallback& b) { return a.at_ms > b.at_ms; });
+
   // ---- drain ----
   r.drain.phase = r.run.phase;
   r.drain.active = st.phase == RunPhase::kDraining || st.phase == RunPhase::kDrained;
@@ -441,7 +452,10 @@ std::string StatusReportToJson(const StatusReport& r, bool pretty) {
                          {"percent", s.tokens_budget > 0 ? 100.0 * static_cast<double>(s.tokens_used) /
                                                                static_cast<double>(s.tokens_budget)
                                                          : 0.0}};
-      o["work"] = Json{{"budget", s.work_budget}, {"done", s.work_done}, {"in_flight", s.work_in_flight}};
+      o["work"] = Json{{"budget", s.work_budget},
+                       {"done", s.work_done},
+                       {"in_flight", s.work_in_flight},
+                       {"redone", s.work_redone}};
     } else {
       o["tokens"] = nullptr;
       o["work"] = nullptr;
@@ -519,6 +533,15 @@ std::string StatusReportToJson(const StatusReport& r, bool pretty) {
                          {"changed_ms", f.changed_ms}});
   }
   j["failures"] = std::move(fails);
+  Json fallbacks = Json::array();
+  for (const StatusFallback& f : r.fallbacks) {
+    fallbacks.push_back(Json{{"task", f.task},
+                             {"step", f.step},
+                             {"tokens_redone", f.tokens_redone},
+                             {"reason", f.reason},
+                             {"at_ms", f.at_ms}});
+  }
+  j["fallbacks"] = std::move(fallbacks);
   j["drain"] = Json{{"active", r.drain.active},
                     {"phase", r.drain.phase},
                     {"reason", r.drain.reason},
@@ -550,7 +573,8 @@ std::string StatusReportToJson(const StatusReport& r, bool pretty) {
                        {"workers_lost", m.workers_lost},
                        {"segments_evicted", m.segments_evicted},
                        {"drains", m.drains},
-                       {"resumes", m.resumes}};
+                       {"resumes", m.resumes},
+                       {"checkpoints_discarded", m.checkpoints_discarded}};
   // Text from outside (Slurm's answers, reasons quoting file names) may hold bytes that are not
   // UTF-8: replaced, never a throw.
   std::string out = j.dump(pretty ? 2 : -1, ' ', false, Json::error_handler_t::replace);
@@ -692,6 +716,7 @@ Result<StatusReport> StatusReportFromJson(std::string_view text, std::string_vie
         Get(o.at("work"), "budget", &s.work_budget);
         Get(o.at("work"), "done", &s.work_done);
         Get(o.at("work"), "in_flight", &s.work_in_flight);
+        Get(o.at("work"), "redone", &s.work_redone);
       }
       Get(o, "fraction", &s.fraction);
       Get(o, "tokens_per_s", &s.tokens_per_s);
@@ -771,6 +796,16 @@ Result<StatusReport> StatusReportFromJson(std::string_view text, std::string_vie
       Get(o, "changed_ms", &f.changed_ms);
       r.failures.push_back(std::move(f));
     }
+    where = "fallbacks";
+    for (const Json& o : j.at("fallbacks")) {
+      StatusFallback f;
+      Get(o, "task", &f.task);
+      Get(o, "step", &f.step);
+      Get(o, "tokens_redone", &f.tokens_redone);
+      Get(o, "reason", &f.reason);
+      Get(o, "at_ms", &f.at_ms);
+      r.fallbacks.push_back(std::move(f));
+    }
     where = "drain";
     const Json& d = j.at("drain");
     Get(d, "active", &r.drain.active);
@@ -807,6 +842,7 @@ Result<StatusReport> StatusReportFromJson(std::string_view text, std::string_vie
     Get(m, "segments_evicted", &r.metrics.segments_evicted);
     Get(m, "drains", &r.metrics.drains);
     Get(m, "resumes", &r.metrics.resumes);
+    Get(m, "checkpoints_discarded", &r.metrics.checkpoints_discarded);
   } catch (const nlohmann::json::exception& e) {
     return Status::Corruption(src + ": status key '" + where + "': " + e.what());
   } catch (const RangeError& e) {

@@ -95,6 +95,7 @@ struct StatusStep {
   std::int64_t work_budget = 0;     // align: layer-tokens (layers x B1); else = tokens_budget
   std::int64_t work_done = 0;       // credited layer-tokens (align) or tokens
   std::int64_t work_in_flight = 0;  // reported by heartbeats beyond the committed cursors
+  std::int64_t work_redone = 0;     // given back by checkpoint fallbacks and trained again
   double fraction = 0.0;            // work_done / work_budget, or done / total tasks
   double tokens_per_s = 0.0;        // current rate in work units (align: layer-tokens/s)
   std::optional<double> eta_s;      // remaining work / rate; absent when not running
@@ -160,6 +161,15 @@ struct StatusFailure {
   TimeMs changed_ms = 0;
 };
 
+// A commit found unreadable and discarded (checkpoint fallback, CheckpointDiscarded).
+struct StatusFallback {
+  std::string task;
+  std::int64_t step = 0;           // the discarded commit's step
+  std::int64_t tokens_redone = 0;  // the interval trained again
+  std::string reason;
+  TimeMs at_ms = 0;
+};
+
 struct StatusDrain {
   bool active = false;  // draining or drained
   std::string phase;
@@ -196,6 +206,7 @@ struct StatusReport {
   StatusWorkers workers;
   std::vector<StatusLease> leases;   // outstanding, by id
   std::vector<StatusFailure> failures;  // failed, still retrying, then done; most failures first
+  std::vector<StatusFallback> fallbacks;  // every discarded commit, the newest first
   StatusDrain drain;
   std::vector<StatusCacheStage> cache;  // per stage (empty without cache tasks)
   RunMetrics metrics;

@@ -375,6 +375,29 @@ void Failures(const StatusReport& r, int width, const Painter& p, std::string* o
   }
 }
 
+// Checkpoint fallbacks: shown only when a commit was discarded.
+void Fallbacks(const StatusReport& r, int width, const Painter& p, std::string* o) {
+  if (r.fallbacks.empty()) return;
+  std::int64_t redone = 0;
+  for (const StatusFallback& f : r.fallbacks) redone += f.tokens_redone;
+  const std::size_t n = r.fallbacks.size();
+  *o += "  fallback  " + p.Yellow(FormatCount(static_cast<std::int64_t>(n)) + " unreadable checkpoint" +
+                                  (n == 1 ? "" : "s") + " discarded") +
+        "; " + FormatCount(redone) + " tokens redone (the ledger counts each once)\n";
+  const std::size_t rows = std::min<std::size_t>(r.fallbacks.size(), kListRows);
+  for (std::size_t i = 0; i < rows; ++i) {
+    const StatusFallback& f = r.fallbacks[i];
+    *o += "    " + Pad(f.task, 20) + Pad("step " + std::to_string(f.step), 12) +
+          Pad(FormatCount(f.tokens_redone) + " redone", 16) +
+          Clip(f.reason, static_cast<std::size_t>(std::max(20, width - 52))) + "\n";
+  }
+  if (r.fallbacks.size() > rows) {
+    *o += p.Dim("    (" + std::to_string(rows) + " of " + std::to_string(r.fallbacks.size()) +
+                " shown; --json lists all)") +
+          "\n";
+  }
+}
+
 void Drain(const StatusReport& r, const Painter& p, std::string* o) {
   std::string line = "  drain     ";
   if (!r.drain.active) {
@@ -435,6 +458,7 @@ std::string StatusTable(const StatusReport& r, int width, bool color) {
   Workers(r, p, &o);
   Leases(r, p, &o);
   Failures(r, width, p, &o);
+  Fallbacks(r, width, p, &o);
   Drain(r, p, &o);
   Cache(r, width, &o);
   Counters(r, &o);

@@ -61,6 +61,17 @@ Result<FileRecord> RecordFile(const std::string& run_dir, const std::string& rel
   return r;
 }
 
+Status VerifyCheckpointFile(const std::string& run_dir, const FileRecord& file) {
+  const std::string path = JoinPath(run_dir, file.path);
+  RADLADS_ASSIGN_OR_RETURN(FileRecord now, RecordFile(run_dir, file.path));
+  if (now.checksum != file.checksum || now.bytes != file.bytes) {
+    return Status::Corruption(path + ": checksum " + now.checksum + " (" + std::to_string(now.bytes) +
+                              " bytes) does not match the committed " + file.checksum + " (" +
+                              std::to_string(file.bytes) + " bytes)");
+  }
+  return Status::Ok();
+}
+
 Result<FileRecord> SaveTrainingCheckpoint(const std::string& run_dir, const std::string& rel_path,
                                           const ParamSet& params, const TrainingState& state,
                                           const std::function<bool(const std::string&)>& filter) {
@@ -109,14 +120,7 @@ namespace {
 // Opens RUN/<file.path> after verifying its recorded checksum (when given) and format version.
 Result<SafetensorsFile> OpenCheckpoint(const std::string& run_dir, const FileRecord& file) {
   const std::string path = JoinPath(run_dir, file.path);
-  if (!file.checksum.empty()) {
-    RADLADS_ASSIGN_OR_RETURN(FileRecord now, RecordFile(run_dir, file.path));
-    if (now.checksum != file.checksum || now.bytes != file.bytes) {
-      return Status::Corruption(path + ": checksum " + now.checksum + " (" + std::to_string(now.bytes) +
-                                " bytes) does not match the committed " + file.checksum + " (" +
-                                std::to_string(file.bytes) + " bytes)");
-    }
-  }
+  if (!file.checksum.empty()) RADLADS_RETURN_IF_ERROR(VerifyCheckpointFile(run_dir, file));
   RADLADS_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(path));
   auto version = f.metadata().find("radlads_checkpoint");
   if (version == f.metadata().end()) {

@@ -66,4 +66,8 @@ Result<TrainingState> LoadCheckpointShards(const std::string& run_dir, const std
 // The record of an existing file under RUN/ (size and checksum).
 Result<FileRecord> RecordFile(const std::string& run_dir, const std::string& rel_path);
 
+// Checks RUN/<file.path> against its committed size and checksum: Corruption naming the file and
+// both values when they differ, NotFound when it is gone, IOError when it cannot be read.
+Status VerifyCheckpointFile(const std::string& run_dir, const FileRecord& file);
+
 }  // namespace radlads

@@ -6,11 +6,20 @@
 
 #include "base/file.h"
 #include "base/log.h"
+#include "worker/checkpoint_io.h"
 
 namespace radlads {
 namespace {
 
 bool LeaseGone(const Status& s) { return s.code() == Status::Code::kFailedPrecondition; }
+
+// Every file of a resume point against its committed size and checksum (one read of each; the
+// task's load reads it again, from the page cache when it fits). Other errors (IOError) are left
+// to the task, which reports them as transient.
+Status VerifyResumePoint(const std::string& run_dir, const CommittedCheckpoint& c) {
+  for (const FileRecord& f : c.record.files) RADLADS_RETURN_IF_ERROR(VerifyCheckpointFile(run_dir, f));
+  return Status::Ok();
+}
 
 // Progress and commits of one leased task, through the port.
 class PortReporter final : public TaskReporter {
@@ -135,6 +144,24 @@ Result<ExecutorExit> RunWorkerLoop(CoordinatorPort& port, TaskEnv& env, const Ex
       if (reply->outcome == LeaseOutcome::kNoWork) continue;
       idle = false;
 
+      // Checkpoint fallback: a resume point that fails its checksum or is gone is reported, and
+      // the next lease of the task resumes from the commit before it (or the task's start).
+      if (const auto& from = reply->grant->resume_from) {
+        if (Status bad = VerifyResumePoint(env.layout.dir, *from);
+            bad.code() == Status::Code::kCorruption || bad.code() == Status::Code::kNotFound) {
+          const LeaseGrant& g = *reply->grant;
+          log::Warn(g.task.id + ": its checkpoint at step " + std::to_string(from->record.step) +
+                    " cannot be read (" + bad.message() + "); falling back to the commit before it");
+          Status d = port.DiscardCheckpoint(g.lease, from->record.step, bad.message());
+          if (d.code() == Status::Code::kCorruption) {  // nothing to fall back to
+            (void)port.Fail(g.lease, "bad input: " + d.message(), false);
+            if (options.stop_on_task_error) return d.WithContext("task " + g.task.id);
+          } else if (!d.ok() && !LeaseGone(d)) {
+            return d.WithContext("discarding the checkpoint of " + g.task.id);
+          }
+          continue;
+        }
+      }
       hooks.OnStart(reply->grant->task);
       PortReporter reporter(port, hooks, *reply->grant, options.signal_drains_run);
       Result<TaskResult> result =

@@ -21,6 +21,7 @@
 #include "pipeline/model_io.h"
 #include "pipeline/student_model.h"
 #include "pipeline/train_steps.h"
+#include "state/state_store.h"
 #include "storage/activation_cache.h"
 #include "tests/testing/test_util.h"
 #include "worker/checkpoint_io.h"
@@ -358,6 +359,57 @@ TEST(LocalRunFaults, AFullDiskIsRetriedAndAFailedRunResumesOnceTheCauseIsGone) {
   r = Exec(kCoord + " run " + cfg + " --run " + full);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_EQ(weights(full), want);
+}
+
+// Checkpoint fallback end to end: the run stops (a full disk at step 2's final write, for good)
+// with distill checkpoints at steps 3 and 6; step 6 is then corrupted. The same command resumes:
+// step 6 is discarded, distill redoes steps 4-6 from step 3, and the weights are the
+// uninterrupted run's; the ledger counts every distill token once and the interval as redone.
+TEST(LocalRunFaults, ACorruptNewestCheckpointFallsBackToTheOneBefore) {
+  testing::ScratchDir dir;
+  const std::string cfg = WriteConfig(dir, "rwkv6");
+  RunResult ref = Exec(kCoord + " run " + cfg + " --run " + dir.File("ref"));
+  ASSERT_EQ(ref.code, 0) << ref.out;
+  auto weights = [&](const std::string& run) {
+    auto w = ReadFileToString(run + "/output/model/model.safetensors");
+    return w.ok() ? Checksum64(*w) : 0;
+  };
+  const std::string run = dir.File("run");
+  RunResult r = Exec("RADLADS_FAULTS=enospc:checkpoints/distill/step-000008=100 " + kCoord + " run " + cfg +
+                     " --run " + run);
+  ASSERT_EQ(r.code, kExitFailure) << r.out;
+  const std::string newest = run + "/checkpoints/distill/step-000006.safetensors";
+  ASSERT_TRUE(PathExists(newest)) << r.out;
+  ASSERT_TRUE(PathExists(run + "/checkpoints/distill/step-000003.safetensors"));
+  {
+    std::fstream f(newest, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(0, std::ios::end);
+    const std::streamoff mid = f.tellg() / 2;
+    f.seekg(mid);
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x40);
+    f.seekp(mid);
+    f.write(&c, 1);
+  }
+  r = Exec(kCoord + " run " + cfg + " --run " + run);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("its checkpoint at step 6 cannot be read"), std::string::npos) << r.out;
+  EXPECT_EQ(weights(run), weights(dir.File("ref")));
+  Result<std::unique_ptr<StateStore>> store = StateStore::Open(run + "/state");
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const RunState s = (*store)->Snapshot();
+  const StepLedger& d = s.ledger().Of(TaskType::kDistill);
+  EXPECT_EQ(d.credited, d.budget);
+  EXPECT_EQ(d.redone, d.budget * 3 / 8) << "steps 4-6 of 8";
+  const TaskRecord* t = s.FindTask("distill");
+  ASSERT_NE(t, nullptr);
+  ASSERT_EQ(t->discarded.size(), 1u);
+  EXPECT_EQ(t->discarded[0].step, 6);
+  EXPECT_NE(t->discarded[0].reason.find("does not match the committed"), std::string::npos) << t->discarded[0].reason;
+  EXPECT_TRUE(s.CheckInvariants().ok()) << s.CheckInvariants().ToString();
+  RunResult st = Exec(kCoord + " status " + run);
+  EXPECT_NE(st.out.find("1 unreadable checkpoint discarded"), std::string::npos) << st.out;
 }
 
 TEST(LocalRunBadInput, ErrorsNameTheProblemAndLeaveNothingBehind) {

@@ -79,6 +79,7 @@ std::vector<Request> SampleRequests() {
           ReleaseRequest{9, "drain"},
           DrainRequest{"SIGUSR1 from Slurm"},
           CancelRequest{"radlads-coord cancel by root@login1", "4242"},
+          DiscardCheckpointRequest{9, 6, "checkpoints/distill/step-000006.safetensors: checksum mismatch"},
           ExpireLeasesRequest{},
           GetStatusRequest{},
           ByeRequest{}};

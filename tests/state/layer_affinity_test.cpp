@@ -93,6 +93,26 @@ TEST_F(LayerAffinity, AHeldChainContinuesOnTheSameWorkerAndBecomesDurableWithIts
   ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
 }
 
+// Checkpoint fallback cannot reach behind a held segment: its state lived only in the commit
+// that made it durable. The discard is refused as Corruption, and nothing changes.
+TEST_F(LayerAffinity, AFallbackBehindAHeldSegmentIsRefused) {
+  StartChain();
+  LeaseGrant a0 = MustLease("w");
+  Result<LeaseReply> r = sched_->CompleteAndContinue(a0.lease, Held(a0, 1));
+  ASSERT_TRUE(r.ok() && r->grant);
+  const LeaseGrant a1 = *r->grant;
+  ASSERT_TRUE(sched_->CommitCheckpoint(a1.lease, Ckpt(a1.task.id, 2, a1.task.tokens / 2)).ok());
+  ASSERT_TRUE(sched_->Release(a1.lease, "drain").ok());
+  const LeaseGrant again = MustLease("w");
+  ASSERT_EQ(again.task.id, a1.task.id);
+  ASSERT_TRUE(again.resume_from);
+  const RunState before = State();
+  const Status st = sched_->DiscardCheckpoint(again.lease, 2, "checksum mismatch");
+  EXPECT_EQ(st.code(), Status::Code::kCorruption) << st.ToString();
+  EXPECT_NE(st.message().find("cannot fall back"), std::string::npos) << st.message();
+  EXPECT_EQ(State(), before);
+}
+
 class LayerAffinityEnd : public LayerAffinity, public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(LayerAffinityEnd, WhenTheChainsLeaseEndsItsHeldSegmentsRunAgain) {

@@ -376,6 +376,7 @@ TEST_F(SchedulerTest, TheLedgerIsExactUnderRandomExpiriesDuplicatesAndLateCommit
   EXPECT_GT(driver.stale_rejections(), 0);
   EXPECT_GT(driver.duplicates_acked(), 0);
   EXPECT_GT(driver.continued(), 0) << "no held chain was exercised";
+  EXPECT_GT(driver.discards(), 0) << "no checkpoint fallback was exercised";
   // Finish the run with a well-behaved worker (the driver may have left the run failed by a
   // non-retryable failure; then only check what was credited).
   if (State().phase() == RunPhase::kRunning) {

@@ -130,12 +130,14 @@ std::vector<Event> OneOfEachKind() {
   add(RunRelaid{90'000, {GangSize{"distill", 4}}});
   add(JobStarted{JobStart{"slurm", "123", 2, "n[1-2]", 1'700'000'900'000, 17, "no progress in 3 restarts"}});
   add(RunCancelled{"radlads-coord cancel", "123"});
+  add(RunReopened{"the same command again"});
+  add(CheckpointDiscarded{"distill", 9, 6, 6144, 3072, "checksum mismatch"});
   return v;
 }
 
 TEST(EventCodec, RoundTripsEveryKind) {
   const auto events = OneOfEachKind();
-  ASSERT_EQ(events.size(), 20u);
+  ASSERT_EQ(events.size(), static_cast<std::size_t>(EventKind::kCheckpointDiscarded));  // one of each, 1..22
   for (const Event& e : events) {
     const std::string bytes = EncodeEvent(e);
     Event back;

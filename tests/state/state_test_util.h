@@ -164,6 +164,7 @@ class RandomDriver {
   int stale_rejections() const { return stale_rejections_; }
   int duplicates_acked() const { return duplicates_; }
   int continued() const { return continued_; }  // held chains extended (layer affinity)
+  int discards() const { return discards_; }    // checkpoints discarded (fallbacks)
 
   bool Step(bool allow_drain) {
     const int op = Pick(100);
@@ -201,6 +202,17 @@ class RandomDriver {
           w.cursor = w.grant->resume_from ? w.grant->resume_from->record.tokens_consumed : 0;
           w.step = w.grant->resume_from ? w.grant->resume_from->record.step : 0;
           w.last_commit.reset();
+          if (w.grant->resume_from && Pick(3) == 0) {
+            // Checkpoint fallback: the worker finds its resume point unreadable.
+            st = sched_->DiscardCheckpoint(w.grant->lease, w.grant->resume_from->record.step,
+                                           "simulated corruption");
+            if (st.ok()) {
+              w.grant.reset();
+              ++discards_;
+            } else if (st.code() == Status::Code::kCorruption) {
+              st = Status::Ok();  // nothing to fall back to (behind a held segment): no event
+            }
+          }
         }
       }
       if (!r.ok() && r.status().code() == Status::Code::kFailedPrecondition) w.registered = false;
@@ -350,6 +362,7 @@ class RandomDriver {
   int duplicates_ = 0;
   int late_commits_ = 0;
   int continued_ = 0;
+  int discards_ = 0;
 };
 
 }  // namespace radlads::testing

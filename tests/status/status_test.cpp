@@ -340,6 +340,32 @@ TEST_F(StatusTest, FailedRunShowsTheReason) {
   EXPECT_TRUE(Has(t, "0 tasks retried, 1 failed for good")) << t;
 }
 
+TEST_F(StatusTest, ACheckpointFallbackIsShownWithTheTokensRedone) {
+  DriveMidRun();
+  // align L1/S0 (committed at 400 tokens) is released and its next attempt finds the commit
+  // unreadable.
+  ASSERT_TRUE(sched_->Release(lease_, "drain").ok());
+  const LeaseGrant g = Lease("w1", "align/L001/S00000");
+  ASSERT_TRUE(g.resume_from);
+  ASSERT_TRUE(sched_->DiscardCheckpoint(g.lease, 2, "L001/S00000-000002.safetensors: checksum mismatch").ok());
+  const StatusReport r = Report();
+  ASSERT_EQ(r.fallbacks.size(), 1u);
+  EXPECT_EQ(r.fallbacks[0].task, "align/L001/S00000");
+  EXPECT_EQ(r.fallbacks[0].step, 2);
+  EXPECT_EQ(r.fallbacks[0].tokens_redone, 400);
+  EXPECT_EQ(Step(r, "align").work_redone, 400);
+  EXPECT_EQ(r.metrics.checkpoints_discarded, 1);
+  const std::string t = StatusTable(r, 140, false);
+  EXPECT_TRUE(Has(t, "1 unreadable checkpoint discarded; 400 tokens redone")) << t;
+  EXPECT_TRUE(Has(t, "checksum mismatch")) << t;
+  Result<StatusReport> back = StatusReportFromJson(StatusReportToJson(r), "test");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(StatusReportToJson(*back), StatusReportToJson(r));
+  const std::string prom = PrometheusText(r);
+  EXPECT_TRUE(Has(prom, "radlads_checkpoints_discarded_total 1")) << prom;
+  EXPECT_TRUE(Has(prom, "radlads_step_tokens_redone_total{step=\"align\"} 400")) << prom;
+}
+
 TEST_F(StatusTest, EightyLayersRenderAsAGrid) {
   auto r = StateStore::Open(StateDir());
   ASSERT_TRUE(r.ok());
