@@ -12,8 +12,21 @@
 // Deleting is idempotent (a file already gone is fine), so a crash between deletions is
 // repaired by the next pass; the state's checkpoint index keeps every commit.
 //
+// A discarded commit (checkpoint fallback) is neither counted nor deleted by the pruning: its
+// task redoes that interval and may be writing the same file name again.
+//
+// ListCheckpoints (`radlads-coord checkpoints RUN`): every commit of the training tasks with its
+// role (resume: where the unfinished task resumes; result: the final commit of a chain's last task, a
+// step's result, kept for good; older; discarded)
+// and whether each file is present, then the unreferenced files: under RUN/checkpoints/ the ones
+// no valid commit names (written but never committed: a process killed between the write and
+// the commit; discarded commits' files), and temporary files ("*.tmp.*", a write cut short)
+// anywhere under RUN/ except the state store. SweepUnreferenced deletes them, only once the run
+// has completed (before that, a live worker may be about to commit such a file).
+//
 // CheckpointJanitor runs PruneCheckpoints on the durable state every `period_ms` on a thread of
-// its own (and once more when it stops). Thread-safety: the store's Snapshot is thread-safe.
+// its own (and once more when it stops; then, if the run has completed, SweepUnreferenced).
+// Thread-safety: the store's Snapshot is thread-safe.
 #pragma once
 
 #include <atomic>
@@ -22,6 +35,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/status.h"
 #include "state/run_state.h"
@@ -35,6 +49,22 @@ struct PruneResult {
 };
 
 Result<PruneResult> PruneCheckpoints(const RunState& state, const std::string& run_dir, int keep_last);
+
+struct CheckpointListing {
+  struct Commit {
+    std::string task;
+    std::int64_t step = 0;
+    std::int64_t tokens = 0;
+    std::string role;                // "resume", "result", "older", "discarded"
+    std::vector<std::string> files;  // paths relative to RUN/
+    std::vector<bool> present;       // per file
+  };
+  std::vector<Commit> commits;           // plan order, then commit order
+  std::vector<std::string> unreferenced;  // relative to RUN/, sorted
+};
+Result<CheckpointListing> ListCheckpoints(const RunState& state, const std::string& run_dir);
+// FailedPrecondition unless the run has completed.
+Result<PruneResult> SweepUnreferenced(const RunState& state, const std::string& run_dir);
 
 class CheckpointJanitor {
  public:

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "cli/cli_util.h"
+#include "cli/checkpoints_command.h"
 #include "cli/control_command.h"
 #include "cli/submit_command.h"
 #include "cli/plan_command.h"
@@ -157,6 +158,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve_cmd->add_option("--expiry-period-ms", serve.expiry_period_ms, "How often expired leases are reclaimed")
       ->capture_default_str();
+  serve_cmd->add_option("--keep-last", serve.keep_last,
+                        "Checkpoints kept per task chain; older ones are deleted once newer commits are durable")
+      ->capture_default_str();
   serve_cmd->add_option("--idle-timeout-ms", serve.idle_timeout_ms, "Close connections idle this long")
       ->capture_default_str();
   serve_cmd->add_option("--frame-timeout-ms", serve.frame_timeout_ms, "Deadline for a handshake, a frame or a write")
@@ -176,6 +180,13 @@ int main(int argc, char** argv) {
   status_cmd->add_flag("--json", status.json, "Machine-readable output (schema: docs/status.md)");
   status_cmd->add_option("--watch", status.watch_s, "Redraw every SECONDS until the run ends");
 
+  // checkpoints -------------------------------------------------------------------------------
+  CheckpointsArgs checkpoints;
+  CLI::App* checkpoints_cmd = app.add_subcommand(
+      "checkpoints", "List RUN's checkpoints from its durable state: each commit with its role (resume, final, "
+                     "older, discarded) and files, then files no commit names (never committed, temporary)");
+  checkpoints_cmd->add_option("run", checkpoints.run_dir, "Run directory")->required();
+
   if (int rc = cli::ParseOrExitCode(app, argc, argv); rc >= 0) return rc;
   // `run` and `serve` unblock them once their handlers are in place.
   if (!run_cmd->parsed() && !serve_cmd->parsed()) SetDrainSignals(SIG_UNBLOCK);
@@ -186,6 +197,7 @@ int main(int argc, char** argv) {
   }
   if (serve_cmd->parsed()) return RunServeCommand(serve);
   if (status_cmd->parsed()) return RunStatusCommand(status);
+  if (checkpoints_cmd->parsed()) return RunCheckpointsCommand(checkpoints);
   if (submit_cmd->parsed()) return RunSubmitCommand(submit);
   if (drain_cmd->parsed()) return RunDrainCommand(drain);
   if (cancel_cmd->parsed()) return RunCancelCommand(cancel);

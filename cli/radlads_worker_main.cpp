@@ -107,6 +107,7 @@ int main(int argc, char** argv) {
   TaskEnv env = run.Env(run_dir);
   WorkerJobHooks hooks(*world, gang.get(), g_stop);
   hooks.set_env(&env);
+  hooks.set_port(client->get());
   ExecutorOptions eo;
   eo.identities = ids;
   eo.signal_drains_run = false;  // a signal to this job stops its workers, not the run

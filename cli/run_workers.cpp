@@ -59,6 +59,36 @@ Result<pid_t> Launch(const std::vector<std::string>& argv, const std::string& lo
   return pid;
 }
 
+std::string ThisHost() {
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  return host;
+}
+
+// RUN/logs/worker-job.pid: "<host> <process group>" of the worker job this coordinator started.
+std::string JobPidFile(const std::string& logs) { return JoinPath(logs, "worker-job.pid"); }
+
+// A worker job left behind by a coordinator of this run that died (SIGKILL, a crash): its ranks
+// would register under the same ids as the new job's ranks and end each other's leases. This
+// coordinator holds the run's state store, so that job has no coordinator of its own any more:
+// it is ended (SIGTERM, then SIGKILL after 3 s). Only a job on this host whose leader's command
+// line names the run directory is touched (a recycled pid is left alone).
+void EndOrphanedWorkerJob(const std::string& logs, const std::string& run_dir) {
+  Result<std::string> text = ReadFileToString(JobPidFile(logs));
+  if (!text.ok()) return;
+  const std::size_t sp = text->find(' ');
+  if (sp == std::string::npos || text->substr(0, sp) != ThisHost()) return;
+  const pid_t pgid = static_cast<pid_t>(std::atoll(text->c_str() + sp + 1));
+  if (pgid <= 1 || ::kill(-pgid, 0) != 0) return;
+  Result<std::string> cmdline = ReadFileToString("/proc/" + std::to_string(pgid) + "/cmdline");
+  if (!cmdline.ok() || cmdline->find(run_dir) == std::string::npos) return;
+  log::Warn("run: ending the worker job of a previous coordinator of this run (process group " +
+            std::to_string(pgid) + "), so that its ranks do not compete with the new job's");
+  ::kill(-pgid, SIGTERM);
+  for (int i = 0; i < 30 && ::kill(-pgid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (::kill(-pgid, 0) == 0) ::kill(-pgid, SIGKILL);
+}
+
 // Feeds the display from the durable state: starts, progress and completions as they appear.
 class StateFeed {
  public:
@@ -161,9 +191,13 @@ int RunWithWorkerJob(RunSetup& run, const std::string& run_dir, StateStore& stor
   std::string last_log;
   int code = kExitFailure;
   pid_t job = -1;
+  if (options.launcher == "mpirun") EndOrphanedWorkerJob(logs, run_dir);
   auto start_job = [&]() -> Status {
     last_log = JoinPath(logs, "worker-job-" + std::to_string(restarts) + ".log");
     RADLADS_ASSIGN_OR_RETURN(job, Launch(argv, last_log));
+    if (options.launcher == "mpirun") {
+      (void)AtomicWriteFile(JobPidFile(logs), ThisHost() + " " + std::to_string(job) + "\n");
+    }
     log::Info("run: started " + std::to_string(n) + " worker ranks (" + argv.front() + ", " + argv.back() +
               " threads each); their log: " + last_log);
     return Status::Ok();

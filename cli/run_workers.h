@@ -11,7 +11,10 @@
 //           (inside a Slurm allocation, from `submit`'s job script; T = SLURM_CPUS_PER_TASK,
 //           else the cores of this node / W)
 // Both share the restart policy below. The workers' output goes to
-// RUN/logs/worker-job-<k>.log.
+// RUN/logs/worker-job-<k>.log. With mpirun, the job's process group is recorded in
+// RUN/logs/worker-job.pid, and a job still alive from a coordinator of this run that died
+// (SIGKILL) is ended before the new one starts: its ranks would register under the same ids.
+// (Under Slurm a requeue ends every step of the old job itself.)
 //
 // Progress is shown from the state (the same bars as the in-process run), and the run ends with
 // the same summary, eval.json and export.

@@ -12,6 +12,7 @@
 #include "cli/slurm_job.h"
 #include "configs/cluster.h"
 #include "contract/run_layout.h"
+#include "cli/checkpoint_janitor.h"
 #include "plan/plan_report.h"
 #include "rpc/client.h"
 #include "rpc/secret.h"
@@ -98,8 +99,8 @@ int Serve(const ServeArgs& args, std::ostream& err) {
   if (args.run_dir.empty() || !IsDirectory(args.run_dir)) {
     return fail(Status::InvalidArgument("run directory '" + args.run_dir + "' does not exist"));
   }
-  if (args.lease_ttl_ms <= 0 || args.retry_limit < 0 || args.cache_window < 0) {
-    return fail(Status::InvalidArgument("--lease-ttl-ms must be > 0, --retry-limit and "
+  if (args.lease_ttl_ms <= 0 || args.retry_limit < 0 || args.cache_window < 0 || args.keep_last < 1) {
+    return fail(Status::InvalidArgument("--lease-ttl-ms and --keep-last must be > 0, --retry-limit and "
                                         "--cache-window >= 0"));
   }
 
@@ -193,7 +194,11 @@ int Serve(const ServeArgs& args, std::ostream& err) {
               std::to_string(snapshot.tasks().size()) + " tasks) on " + (*server)->address() +
               "; SIGTERM/SIGUSR1 drains and exits with " + std::to_string(kExitRequeue));
 
+    // Old checkpoints are deleted as newer commits become durable (bounded disk), and what no
+    // commit names once the run has completed.
+    CheckpointJanitor janitor(store.get(), args.run_dir, args.keep_last);
     code = (*server)->Run();
+    janitor.Stop();
 
     // Leave the address only if a newer coordinator has not replaced it.
     if (auto now = ReadFileToString(addr_path); now.ok() && *now == advertised) {

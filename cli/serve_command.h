@@ -38,6 +38,8 @@ struct ServeArgs {
   int retry_limit = 3;                      // --retry-limit    (only when creating the run)
   int cache_window = 0;                     // --cache-window   (only when creating the run)
   std::int64_t expiry_period_ms = 1'000;    // --expiry-period-ms: how often leases expire
+  int keep_last = 2;                        // --keep-last: checkpoints kept per chain
+                                            // (cli/checkpoint_janitor.h; the layout's default)
   std::int64_t idle_timeout_ms = 300'000;   // --idle-timeout-ms: close connections idle this long
   std::int64_t frame_timeout_ms = 10'000;   // --frame-timeout-ms: handshake/frame/write deadline
   std::uint32_t max_frame_bytes = protocol::kDefaultMaxFrame;  // --max-frame-bytes

@@ -163,6 +163,18 @@ std::vector<int> RunState::HeldChainBefore(int index) const {
   return chain;
 }
 
+std::vector<int> RunState::DurableHeldChainBefore(int index) const {
+  std::vector<int> chain;
+  for (int p = PreviousSegment(index); p >= 0; p = PreviousSegment(p)) {
+    const TaskRecord& t = tasks_[static_cast<std::size_t>(p)];
+    if (t.state != TaskState::kDone || t.held_lease != 0) break;
+    const std::int64_t last = LastValidPosition(p);
+    if (last >= 0 && ckpts_[static_cast<std::size_t>(p)][static_cast<std::size_t>(last)].final) break;
+    chain.push_back(p);
+  }
+  return chain;
+}
+
 void RunState::RecordCommit(int i, const CheckpointRecord& ck, LeaseId lease, int attempt, TimeMs at,
                             bool final, std::int64_t credited, RowChanges* c) {
   TaskRecord& t = tasks_[static_cast<std::size_t>(i)];
@@ -555,7 +567,8 @@ Status RunState::ApplyLeaseEnded(const Event& e, const LeaseEnded& b, RowChanges
   auto lit = leases_.find(b.lease);
   const std::string worker = lit->second.worker;
   leases_.erase(lit);
-  SetTaskState(t, TaskState::kReady);
+  // Ready again, unless a checkpoint fallback just reopened a segment before it.
+  SetTaskState(t, DepsDone(i) ? TaskState::kReady : TaskState::kBlocked);
   t.lease = 0;
   t.changed_at_ms = e.at_ms;
   if (CountsAsFailure(b.cause)) {
@@ -778,24 +791,54 @@ Status RunState::ApplyCheckpointDiscarded(const Event& e, const CheckpointDiscar
   if (newest.record.tokens_consumed != t.committed_tokens) {
     return Fail(e, "the task's cursor " + std::to_string(t.committed_tokens) + " is not its newest commit's");
   }
-  const std::int64_t q = LastValidPosition(i, p);
-  const CommittedCheckpoint* back = q < 0 ? nullptr : &ckpts_[static_cast<std::size_t>(i)][static_cast<std::size_t>(q)];
-  const std::int64_t back_cursor = back == nullptr ? 0 : back->record.tokens_consumed;
-  if (b.tokens_redone != b.tokens_consumed - back_cursor) {
-    return Fail(e, "redoes " + std::to_string(b.tokens_redone) + " tokens; the cursor goes back " +
-                       std::to_string(b.tokens_consumed - back_cursor));
+  // Where each rewound task goes back to: (task, position of its last valid commit or -1).
+  // The task itself to its previous valid commit; without one, to its start, and then the held
+  // segments before it (whose end state lived only in the discarded commit) back to theirs.
+  auto back_of = [&](int k, std::int64_t before) {
+    const std::int64_t q = LastValidPosition(k, before);
+    return std::pair<std::int64_t, std::int64_t>{
+        q, q < 0 ? 0 : ckpts_[static_cast<std::size_t>(k)][static_cast<std::size_t>(q)].record.tokens_consumed};
+  };
+  const auto [q, back_cursor] = back_of(i, p);
+  const std::vector<int> chain = q < 0 ? DurableHeldChainBefore(i) : std::vector<int>{};
+  std::int64_t redone = b.tokens_consumed - back_cursor;
+  for (int k : chain) redone += tasks_[static_cast<std::size_t>(k)].committed_tokens - back_of(k, -1).second;
+  if (b.tokens_redone != redone) {
+    return Fail(e, "redoes " + std::to_string(b.tokens_redone) + " tokens; the fallback redoes " +
+                       std::to_string(redone));
   }
-  Credit(t, -b.tokens_redone);
-  StepLedger& by_type = ledger_.by_type[static_cast<std::size_t>(t.spec.type)];
-  by_type.redone += b.tokens_redone;
-  if (t.spec.type == TaskType::kAlign) ledger_.align_layers[t.spec.layer].redone += b.tokens_redone;
-  t.committed_tokens = back_cursor;
-  t.checkpoint_step = back == nullptr ? -1 : back->record.step;
+  auto rewind = [&](TaskRecord& r, std::int64_t q_r, std::int64_t cursor) {
+    const std::int64_t given_back = r.committed_tokens - cursor;
+    Credit(r, -given_back);
+    ledger_.by_type[static_cast<std::size_t>(r.spec.type)].redone += given_back;
+    if (r.spec.type == TaskType::kAlign) ledger_.align_layers[r.spec.layer].redone += given_back;
+    r.committed_tokens = cursor;
+    r.checkpoint_step =
+        q_r < 0 ? -1 : ckpts_[static_cast<std::size_t>(r.index)][static_cast<std::size_t>(q_r)].record.step;
+    r.changed_at_ms = e.at_ms;
+    c->tasks.insert(r.index);
+  };
+  rewind(t, q, back_cursor);
   t.discarded.push_back(DiscardedCommit{p, b.step, b.tokens_redone, e.at_ms, b.reason});
   t.last_error = "checkpoint at step " + std::to_string(b.step) + " discarded: " + b.reason;
-  t.changed_at_ms = e.at_ms;
+  for (std::size_t n = 0; n < chain.size(); ++n) {
+    TaskRecord& r = tasks_[static_cast<std::size_t>(chain[n])];
+    const auto [q_r, cursor] = back_of(r.index, -1);
+    rewind(r, q_r, cursor);
+    // The earliest runs again from its own last commit (or its start); the later ones wait.
+    SetTaskState(r, n + 1 == chain.size() && DepsDone(r.index) ? TaskState::kReady : TaskState::kBlocked);
+    r.final_metrics.clear();
+    r.last_error = "redone: its end state was only in " + b.task + "'s discarded checkpoint";
+    // Its cache segment has a reader again: resident (the scheduler refused the fallback if the
+    // segment could have been evicted).
+    auto sit = segments_.find({r.spec.stage, r.spec.segment});
+    if (sit != segments_.end() && sit->second.state == SegmentState::kEvictable) {
+      sit->second.state = SegmentState::kResident;
+      sit->second.changed_ms = e.at_ms;
+      c->segments.insert(sit->first);
+    }
+  }
   ++metrics_.checkpoints_discarded;
-  c->tasks.insert(i);
   c->ledger = true;
   return Status::Ok();
 }

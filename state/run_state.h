@@ -298,6 +298,11 @@ class RunState {
   int NextSegment(int index) const;
   // The held align tasks right before `index` (its layer's chain), latest first.
   std::vector<int> HeldChainBefore(int index) const;
+  // The done align tasks right before `index` whose last valid commit is not a final one: they
+  // were completed in memory (held) and made durable by a later commit of the chain, so their
+  // end state lives only in that commit. Latest first; empty when the previous segment ended
+  // with a final commit of its own (or `index` is not an align task).
+  std::vector<int> DurableHeldChainBefore(int index) const;
   const std::map<std::pair<int, int>, SegmentRecord>& segments() const { return segments_; }
   const SegmentRecord* FindSegment(int segment, int stage) const;
   int WindowSlotsUsed(int stage) const;  // segments of `stage` holding a slot

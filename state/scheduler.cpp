@@ -695,25 +695,37 @@ Status Scheduler::DoDiscardCheckpoint(Txn& tx, LeaseId lease, std::int64_t step,
                                       ", not step " + std::to_string(step));
   }
   const std::int64_t q = s.LastValidPosition(i, p);
-  // Without an earlier commit the task starts again from its inputs; an align task whose
-  // previous segment was done in memory (layer affinity) has no input file: that state lived
-  // only in the commit found unreadable.
+  std::int64_t redone = newest.record.tokens_consumed -
+                        (q < 0 ? 0 : s.Checkpoints(i)[static_cast<std::size_t>(q)].record.tokens_consumed);
+  std::string to = q < 0 ? std::string("the task's start")
+                         : "step " + std::to_string(s.Checkpoints(i)[static_cast<std::size_t>(q)].record.step);
+  // Without an earlier commit the task starts again from its inputs. An align task whose
+  // previous segments were done in memory (layer affinity) and made durable by the discarded
+  // commit has no such input: those segments are redone too, from their own last commits. Their
+  // cache segments must still be there: refused when the window may have evicted one.
   if (q < 0) {
-    if (const int prev = s.PreviousSegment(i); prev >= 0) {
-      const CommittedCheckpoint* in = s.LastCheckpoint(s.tasks()[static_cast<std::size_t>(prev)].spec.id);
-      if (in == nullptr || in->record.files.empty()) {
-        return Status::Corruption(ctx + ": cannot fall back: no earlier commit, and the state after " +
-                                          s.tasks()[static_cast<std::size_t>(prev)].spec.id +
-                                          " was never written to a file of its own");
+    const std::vector<int> chain = s.DurableHeldChainBefore(i);
+    std::map<int, int> per_stage;
+    for (const auto& [key, seg] : s.segments()) ++per_stage[seg.stage];
+    for (int k : chain) {
+      const TaskRecord& r = s.tasks()[static_cast<std::size_t>(k)];
+      const SegmentRecord* seg = s.FindSegment(r.spec.segment, r.spec.stage);
+      const bool may_be_evicted =
+          seg != nullptr && (seg->state == SegmentState::kEvicted ||
+                             (seg->state == SegmentState::kEvictable && s.config().cache_window > 0 &&
+                              per_stage[seg->stage] > s.config().cache_window));
+      if (may_be_evicted) {
+        return Status::Corruption(ctx + ": cannot fall back: " + r.spec.id + ", whose end state was only in this "
+                                  "checkpoint, needs cache segment " + std::to_string(r.spec.segment) +
+                                  ", which the cache window has evicted");
       }
+      const std::int64_t rq = s.LastValidPosition(k);
+      redone += r.committed_tokens -
+                (rq < 0 ? 0 : s.Checkpoints(k)[static_cast<std::size_t>(rq)].record.tokens_consumed);
     }
+    if (!chain.empty()) to = "the task's start; " + std::to_string(chain.size()) + " held segment(s) before it are redone";
   }
-  const std::int64_t back = q < 0 ? 0 : s.Checkpoints(i)[static_cast<std::size_t>(q)].record.tokens_consumed;
-  const std::string to = q < 0 ? std::string("the task's start")
-                               : "step " + std::to_string(s.Checkpoints(i)[static_cast<std::size_t>(q)].record.step);
-  APPEND(tx, now,
-         CheckpointDiscarded{t.spec.id, lease, step, newest.record.tokens_consumed,
-                             newest.record.tokens_consumed - back, Clip(reason)});
+  APPEND(tx, now, CheckpointDiscarded{t.spec.id, lease, step, newest.record.tokens_consumed, redone, Clip(reason)});
   RADLADS_RETURN_IF_ERROR(EndLease(tx, now, copy, LeaseEndCause::kReleased,
                                    "checkpoint at step " + std::to_string(step) + " discarded; resuming from " + to,
                                    true));

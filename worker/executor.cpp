@@ -107,6 +107,12 @@ Status CarryOutEvictions(CoordinatorPort& port, const std::string& run_dir,
   return Status::Ok();
 }
 
+FailureReport ReportFor(const Status& error, bool stop_on_task_error) {
+  const ErrorClass cls = ClassifyError(error);
+  return FailureReport{std::string(ErrorClassName(cls)) + ": " + error.ToString(),
+                       cls == ErrorClass::kTransient || (cls == ErrorClass::kFatal && !stop_on_task_error)};
+}
+
 Result<ExecutorExit> RunWorkerLoop(CoordinatorPort& port, TaskEnv& env, const ExecutorOptions& options,
                                    ExecutorHooks& hooks) {
   if (options.identities.empty()) return Status::InvalidArgument("worker loop: no identity to register");
@@ -172,10 +178,7 @@ Result<ExecutorExit> RunWorkerLoop(CoordinatorPort& port, TaskEnv& env, const Ex
       if (!result.ok()) {
         // Retry what can succeed later (base/status.h ClassifyError): a transient error always;
         // a fatal one only where another worker may try (not in the process that owns the run).
-        const ErrorClass cls = ClassifyError(result.status());
-        const bool retryable =
-            cls == ErrorClass::kTransient || (cls == ErrorClass::kFatal && !options.stop_on_task_error);
-        const std::string reason = std::string(ErrorClassName(cls)) + ": " + result.status().ToString();
+        const auto [reason, retryable] = ReportFor(result.status(), options.stop_on_task_error);
         log::Warn(grant.task.id + " failed (" + reason + ")" + (retryable ? "; it will be retried" : ""));
         (void)port.Fail(grant.lease, reason, retryable);
         if (retryable) {

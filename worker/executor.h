@@ -79,6 +79,16 @@ class ExecutorHooks {
   virtual Status FinishGang(const LeaseGrant& grant, FinalRecord* final_record);
 };
 
+// How a task's error is reported (Fail): its class first in the reason (base/status.h
+// ClassifyError) and whether it may be retried (transient always; fatal unless
+// stop_on_task_error; bad input never). Shared with the gang ranks (worker/worker_job.h), which
+// report before they end their job.
+struct FailureReport {
+  std::string reason;
+  bool retryable = false;
+};
+FailureReport ReportFor(const Status& error, bool stop_on_task_error);
+
 Result<ExecutorExit> RunWorkerLoop(CoordinatorPort& port, TaskEnv& env, const ExecutorOptions& options,
                                    ExecutorHooks& hooks);
 

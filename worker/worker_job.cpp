@@ -1,5 +1,7 @@
 #include "worker/worker_job.h"
 
+#include <cstdlib>
+
 #include "base/log.h"
 #include "contract/codec.h"
 
@@ -67,9 +69,7 @@ Result<bool> WorkerJobHooks::OnIdle() {
   Result<TaskResult> r = RunTask(env, grant, reporter);
   if (!r.ok()) {
     if (r.status().code() == Status::Code::kFailedPrecondition) return false;  // the lease went
-    log::Error("rank " + std::to_string(world_.rank()) + ": " + grant.task.id + " failed: " +
-               r.status().ToString() + "; ending the worker job so no rank waits on this one");
-    gang_->all->Abort(1);
+    FailGang(grant, r.status(), "rank " + std::to_string(world_.rank()));
   }
   if (r->outcome == TaskOutcome::kCompleted) (void)GatherFinalRecord(*gang_->all, r->final);
   return false;  // ask for work again at once
@@ -85,12 +85,19 @@ Result<TaskResult> WorkerJobHooks::RunGang(TaskEnv& env, const LeaseGrant& grant
   genv.gang = gang_;
   GangReporter gang_reporter(*gang_->all, &reporter, [this] { return stop_.load() != 0; });
   Result<TaskResult> r = RunTask(genv, grant, gang_reporter);
-  if (!r.ok() && r.status().code() != Status::Code::kFailedPrecondition) {
-    log::Error("gang leader: " + grant.task.id + " failed: " + r.status().ToString() +
-               "; ending the worker job so no rank waits on this one");
-    gang_->all->Abort(1);
-  }
+  if (!r.ok() && r.status().code() != Status::Code::kFailedPrecondition) FailGang(grant, r.status(), "gang leader");
   return r;
+}
+
+void WorkerJobHooks::FailGang(const LeaseGrant& grant, const Status& error, const std::string& who) {
+  log::Error(who + ": " + grant.task.id + " failed: " + error.ToString() +
+             "; ending the worker job so no rank waits on this one");
+  if (port_ != nullptr) {
+    const FailureReport report = ReportFor(error, /*stop_on_task_error=*/false);
+    (void)port_->Fail(grant.lease, report.reason, report.retryable);  // a lease already gone is fine
+  }
+  gang_->all->Abort(1);
+  std::abort();  // not reached: Abort ends the job
 }
 
 Status WorkerJobHooks::FinishGang(const LeaseGrant&, FinalRecord* final_record) {

@@ -53,12 +53,19 @@ class WorkerJobHooks final : public ExecutorHooks {
 
   // The environment of the task being run (set before the loop starts).
   void set_env(TaskEnv* env) { env_ = env; }
+  // Where a failed gang task is reported (Fail on the gang's lease: the error's class and
+  // message) before the job is ended, so the run's failure names the cause, not the restart.
+  void set_port(CoordinatorPort* port) { port_ = port; }
 
  private:
   Communicator& world_;
   GangContext* gang_;
   const std::atomic<int>& stop_;
   TaskEnv* env_ = nullptr;
+  CoordinatorPort* port_ = nullptr;
+
+  // Reports `error` on the gang's lease (when a port is set), then ends the worker job.
+  [[noreturn]] void FailGang(const LeaseGrant& grant, const Status& error, const std::string& who);
 };
 
 }  // namespace radlads

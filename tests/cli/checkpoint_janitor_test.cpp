@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 
@@ -87,6 +88,63 @@ TEST_F(JanitorTest, KeepsTheLastCommitsOfEachChainAndEveryStepsResult) {
   EXPECT_TRUE(PathExists(dir_.File("run/checkpoints/distill-5.safetensors")));  // named by the final
   EXPECT_TRUE(PathExists(dir_.File("run/" + a + "2-final.safetensors")));       // step 1's result
   EXPECT_EQ(PruneCheckpoints(State(), dir_.File("run"), 0).status().code(), Status::Code::kInvalidArgument);
+}
+
+// A discarded commit is neither counted nor deleted by the pruning (its task may be rewriting the
+// file); the listing names each commit's role and the files no valid commit names; the sweep
+// removes those (and temporary files) only once the run has completed.
+TEST_F(JanitorTest, DiscardedCommitsAreLeftToTheSweepWhichWaitsForTheRunsEnd) {
+  ASSERT_TRUE(CreateDirectories(dir_.File("run/checkpoints")).ok());
+  PlanShape shape;
+  shape.layers = 1;
+  shape.segments = 1;
+  shape.segment_tokens = 900;
+  shape.distill = false;
+  Start(MakePlan(shape));
+  RunUntilDone("cache/S00000/P00");
+  RunUntilDone("transfer/L000");
+  Register("w");
+  const LeaseGrant g = MustLease("w");
+  ASSERT_EQ(g.task.type, TaskType::kAlign);
+  for (int k = 1; k <= 3; ++k) {
+    CheckpointRecord c;
+    c.step = k;
+    c.tokens_consumed = 200 * k;
+    c.files.push_back(FileRecord{Put("a-" + std::to_string(k)), 10, "x"});
+    ASSERT_TRUE(sched_->CommitCheckpoint(g.lease, c).ok());
+  }
+  ASSERT_TRUE(sched_->Release(g.lease, "drain").ok());
+  const LeaseGrant r = MustLease("w");
+  ASSERT_TRUE(sched_->DiscardCheckpoint(r.lease, 3, "checksum mismatch").ok());
+  // Written, never committed (a process killed before its commit), and a write cut short.
+  const std::string orphan = Put("a-never-committed");
+  ASSERT_TRUE(AtomicWriteFile(dir_.File("run/checkpoints/a-2.safetensors.tmp.77.1"), "torn").ok());
+
+  // keep_last 1: a-2 is the newest valid commit (kept), a-1 goes, a-3 (discarded) stays.
+  ASSERT_EQ(PruneCheckpoints(State(), dir_.File("run"), 1)->files, 1);
+  EXPECT_FALSE(PathExists(dir_.File("run/checkpoints/a-1.safetensors")));
+  EXPECT_TRUE(PathExists(dir_.File("run/checkpoints/a-3.safetensors")));
+  Result<CheckpointListing> l = ListCheckpoints(State(), dir_.File("run"));
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  std::map<std::string, std::string> role;
+  for (const auto& c : l->commits) {
+    if (c.task == g.task.id) role[c.files.at(0)] = c.role + (c.present.at(0) ? "" : "(deleted)");
+  }
+  EXPECT_EQ(role["checkpoints/a-1.safetensors"], "older(deleted)");
+  EXPECT_EQ(role["checkpoints/a-2.safetensors"], "resume");
+  EXPECT_EQ(role["checkpoints/a-3.safetensors"], "discarded");
+  EXPECT_EQ(l->unreferenced, (std::vector<std::string>{"checkpoints/a-2.safetensors.tmp.77.1",
+                                                        "checkpoints/a-3.safetensors", orphan}));
+  // Not before the run has completed.
+  EXPECT_EQ(SweepUnreferenced(State(), dir_.File("run")).status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_TRUE(PathExists(dir_.File("run/" + orphan)));
+  RunUntilDone(g.task.id);  // the plan's last task (no steps 2-3 here)
+  ASSERT_EQ(State().phase(), RunPhase::kCompleted);
+  Result<PruneResult> swept = SweepUnreferenced(State(), dir_.File("run"));
+  ASSERT_TRUE(swept.ok()) << swept.status().ToString();
+  EXPECT_EQ(swept->files, 3);
+  EXPECT_TRUE(ListCheckpoints(State(), dir_.File("run"))->unreferenced.empty());
+  EXPECT_FALSE(PathExists(dir_.File("run/" + orphan)));
 }
 
 }  // namespace

@@ -93,23 +93,81 @@ TEST_F(LayerAffinity, AHeldChainContinuesOnTheSameWorkerAndBecomesDurableWithIts
   ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
 }
 
-// Checkpoint fallback cannot reach behind a held segment: its state lived only in the commit
-// that made it durable. The discard is refused as Corruption, and nothing changes.
-TEST_F(LayerAffinity, AFallbackBehindAHeldSegmentIsRefused) {
+// Checkpoint fallback behind a held segment: align(0, 0) was completed in memory and made
+// durable by align(0, 1)'s first commit, so its end state lived only there. When that commit is
+// discarded, align(0, 0) is redone from its own last commit and align(0, 1) from its start; the
+// ledger gives both intervals back as redone, and the chain then completes exactly.
+TEST_F(LayerAffinity, AFallbackBehindAHeldSegmentRedoesThatSegmentFromItsOwnCommit) {
   StartChain();
   LeaseGrant a0 = MustLease("w");
-  Result<LeaseReply> r = sched_->CompleteAndContinue(a0.lease, Held(a0, 1));
+  const std::int64_t half = a0.task.tokens / 2;
+  ASSERT_TRUE(sched_->CommitCheckpoint(a0.lease, Ckpt(a0.task.id, 1, half)).ok());
+  Result<LeaseReply> r = sched_->CompleteAndContinue(a0.lease, Held(a0, 2));
   ASSERT_TRUE(r.ok() && r->grant);
   const LeaseGrant a1 = *r->grant;
-  ASSERT_TRUE(sched_->CommitCheckpoint(a1.lease, Ckpt(a1.task.id, 2, a1.task.tokens / 2)).ok());
+  ASSERT_TRUE(sched_->CommitCheckpoint(a1.lease, Ckpt(a1.task.id, 3, a1.task.tokens / 2)).ok());
+  ASSERT_EQ(AlignCredited(), a0.task.tokens + a1.task.tokens / 2);
+  ASSERT_EQ(Segment(0), SegmentState::kEvictable);
   ASSERT_TRUE(sched_->Release(a1.lease, "drain").ok());
   const LeaseGrant again = MustLease("w");
   ASSERT_EQ(again.task.id, a1.task.id);
   ASSERT_TRUE(again.resume_from);
+  ASSERT_TRUE(sched_->DiscardCheckpoint(again.lease, 3, "checksum mismatch").ok());
+  {
+    const RunState s = State();
+    EXPECT_TRUE(s.CheckInvariants().ok()) << s.CheckInvariants().ToString();
+    EXPECT_EQ(Task(s, a0.task.id).state, TaskState::kReady);
+    EXPECT_EQ(Task(s, a0.task.id).committed_tokens, half);
+    EXPECT_EQ(Task(s, a0.task.id).checkpoint_step, 1);
+    EXPECT_EQ(Task(s, a1.task.id).state, TaskState::kBlocked);
+    EXPECT_EQ(Task(s, a1.task.id).committed_tokens, 0);
+    EXPECT_EQ(AlignCredited(), half);
+    EXPECT_EQ(s.ledger().Of(TaskType::kAlign).redone, (a0.task.tokens - half) + a1.task.tokens / 2);
+    EXPECT_EQ(Segment(0), SegmentState::kResident) << "a reader of segment 0 runs again";
+  }
+  // align(0, 0) resumes from its step-1 commit; then the chain goes on as usual.
+  const LeaseGrant r0 = MustLease("w");
+  ASSERT_EQ(r0.task.id, a0.task.id);
+  ASSERT_TRUE(r0.resume_from);
+  EXPECT_EQ(r0.resume_from->record.step, 1);
+  for (int guard = 0; guard < 10 && State().phase() != RunPhase::kCompleted; ++guard) {
+    const LeaseGrant g = guard == 0 ? r0 : MustLease("w");
+    if (g.lease == 0) break;
+    ASSERT_TRUE(Finish(g).ok());
+  }
+  const RunState end = State();
+  EXPECT_EQ(end.ledger().Of(TaskType::kAlign).credited, end.ledger().Of(TaskType::kAlign).budget);
+  EXPECT_TRUE(end.CheckInvariants().ok()) << end.CheckInvariants().ToString();
+  auto replayed = StateStore::ReadSnapshot(dir_.File("state"), /*verify_replay=*/true);
+  ASSERT_TRUE(replayed.ok()) << replayed.status().ToString();
+}
+
+// ... unless the cache window may have evicted the segment the redone task reads: refused as
+// Corruption ("cannot fall back"), and nothing changes.
+TEST_F(LayerAffinity, AFallbackThatNeedsAnEvictableCacheSegmentIsRefused) {
+  PlanShape shape;
+  shape.layers = 1;
+  shape.segments = 3;
+  shape.distill = false;
+  Start(MakePlan(shape), /*retry_limit=*/3, /*window=*/2);
+  Register("w");
+  Capabilities no_align;
+  no_align.task_types = kAllTaskTypes & ~TaskTypeBit(TaskType::kAlign);
+  for (int k = 0; k < 3; ++k) ASSERT_TRUE(Finish(MustLease("w", no_align)).ok());  // transfer, cache S0, S1
+  LeaseGrant a0 = MustLease("w");
+  ASSERT_EQ(a0.task.id, "align/L000/S00000");
+  Result<LeaseReply> r = sched_->CompleteAndContinue(a0.lease, Held(a0, 1));
+  ASSERT_TRUE(r.ok() && r->grant) << (r.ok() ? LeaseOutcomeName(r->outcome) : r.status().ToString());
+  const LeaseGrant a1 = *r->grant;
+  ASSERT_TRUE(sched_->CommitCheckpoint(a1.lease, Ckpt(a1.task.id, 2, a1.task.tokens / 2)).ok());
+  ASSERT_EQ(Segment(0), SegmentState::kEvictable);
+  ASSERT_TRUE(sched_->Release(a1.lease, "drain").ok());
+  const LeaseGrant again = MustLease("w");
+  ASSERT_EQ(again.task.id, a1.task.id);
   const RunState before = State();
   const Status st = sched_->DiscardCheckpoint(again.lease, 2, "checksum mismatch");
   EXPECT_EQ(st.code(), Status::Code::kCorruption) << st.ToString();
-  EXPECT_NE(st.message().find("cannot fall back"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("which the cache window has evicted"), std::string::npos) << st.message();
   EXPECT_EQ(State(), before);
 }
 
