@@ -5,6 +5,7 @@
 #include <string>
 
 #include "contract/json_codec.h"
+#include "plan/disk_estimate.h"
 
 namespace radlads {
 namespace {
@@ -215,6 +216,13 @@ std::string FormatPlanTable(const Plan& p) {
   for (const auto& [type, n] : counts) o += " " + std::string(TaskTypeName(type)) + " " + FormatCount(n);
   o += "\n";
 
+  const DiskEstimate disk = EstimateDisk(p);
+  o += "\ndisk (RUN/): checkpoints " + FormatGiB(static_cast<double>(disk.checkpoint_bytes)) + " kept, " +
+       FormatGiB(static_cast<double>(disk.checkpoint_peak_bytes)) + " at most (keep_last " +
+       FormatCount(disk.keep_last) + "); step-1 cache " + FormatGiB(static_cast<double>(disk.cache_bytes)) +
+       "; export " + FormatGiB(static_cast<double>(disk.export_bytes)) + "; at most " +
+       FormatGiB(static_cast<double>(disk.total_peak_bytes)) + " in all\n";
+
   const double usable = p.memory.empty() ? p.worker.capacity_bytes : p.memory.front().usable_bytes;
   o += "\nmemory per worker: " + FormatGiB(p.worker.capacity_bytes) + ", " + FormatGiB(usable) +
        " usable after the margin\n";
@@ -376,6 +384,18 @@ json PlanToJson(const Plan& p) {
                 {"max_segment_steps", k.max_segment_steps},
                 {"rule", k.rule},
                 {"segments", segs}};
+
+  const DiskEstimate disk = EstimateDisk(p);
+  j["disk"] = {{"keep_last", disk.keep_last},
+               {"transfer_bytes", disk.transfer_bytes},
+               {"align_bytes", disk.align_bytes},
+               {"distill_bytes", disk.distill_bytes},
+               {"finetune_bytes", disk.finetune_bytes},
+               {"checkpoint_bytes", disk.checkpoint_bytes},
+               {"checkpoint_peak_bytes", disk.checkpoint_peak_bytes},
+               {"cache_bytes", disk.cache_bytes},
+               {"export_bytes", disk.export_bytes},
+               {"total_peak_bytes", disk.total_peak_bytes}};
 
   json mem = json::array();
   for (const MemoryBreakdown& b : p.memory) mem.push_back(MemoryJson(b));

@@ -127,6 +127,26 @@ TEST_P(LocalRun, WholeProtocolEarnsEachStepAndExportsExactly) {
   EXPECT_EQ(rep->tokens_conversion, 8192 + 4096);
   EXPECT_GT(rep->tokens_teacher_pretraining, 0);
 
+  // Bounded disk: what the plan estimated (plan.json "disk") is what the checkpoints take once
+  // the run has completed, within the safetensors headers (a few KiB per file).
+  {
+    auto plan_text = ReadFileToString(run.Abs(RunLayout::PlanFile()));
+    ASSERT_TRUE(plan_text.ok());
+    const auto disk = nlohmann::json::parse(*plan_text).at("disk");
+    std::int64_t measured = 0, files = 0;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(run.Abs("checkpoints"))) {
+      if (e.is_regular_file()) {
+        measured += static_cast<std::int64_t>(e.file_size());
+        ++files;
+      }
+    }
+    const auto estimate = disk.at("checkpoint_bytes").get<std::int64_t>();
+    constexpr std::int64_t kHeaderBytesPerFile = 16 * 1024;
+    EXPECT_GE(measured, estimate) << "the estimate counts tensor bytes only";
+    EXPECT_LE(measured, estimate + files * kHeaderBytesPerFile) << files << " files";
+    EXPECT_LE(measured, disk.at("checkpoint_peak_bytes").get<std::int64_t>() + files * kHeaderBytesPerFile);
+  }
+
   // The HDF5 cache round-trips: the teacher's mixer inputs/outputs, recomputed from the cached
   // tokens, equal what the cache holds, bit for bit. Like with like: the recomputation runs the
   // first micro-batch of segment 0 at the run's own micro-batch (plan.json), because GEMM
