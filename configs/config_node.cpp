@@ -1,14 +1,32 @@
 #include "configs/config_node.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstdio>
 #include <exception>
+#include <sstream>
 #include <string>
 
 #include "base/file.h"
 
 namespace radlads::config {
 namespace {
+
+// Records where each document starts; ignores the rest.
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
 
 // Converts a yaml-cpp node; `path` is the dotted key path used in messages.
 class Converter {
@@ -116,9 +134,62 @@ std::string ConfigNode::Describe() const {
 
 Result<ConfigNode> ParseYamlText(std::string_view text, std::string_view source) {
   const std::string src(source);
-  std::vector<YAML::Node> docs;
+  // YAML text is UTF-8 without control characters but tab, LF and CR (YAML 1.2 §5.1, §5.2).
+  // yaml-cpp 0.7 loops forever on a NUL byte and on some invalid UTF-8, so both are refused
+  // before it sees the text.
+  int line = 1;
+  for (std::size_t i = 0; i < text.size();) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    char hex[8];
+    std::snprintf(hex, sizeof(hex), "0x%02x", b);
+    if (b == '\n') ++line;
+    if ((b < 0x20 && b != '\t' && b != '\n' && b != '\r') || b == 0x7f) {
+      return Status::InvalidArgument(src + ":" + std::to_string(line) + ": a control character (byte " + hex +
+                                     ") in YAML text; is this a text file?");
+    }
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    // A UTF-8 sequence: its length from the lead byte, then continuation bytes 10xxxxxx, no
+    // overlong forms, no surrogates, nothing above U+10FFFF.
+    const std::size_t n = b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    bool ok = n > 0 && i + n <= text.size();
+    for (std::size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
+    if (ok && n >= 3) {
+      const auto b1 = static_cast<unsigned char>(text[i + 1]);
+      ok = !(b == 0xe0 && b1 < 0xa0) && !(b == 0xed && b1 >= 0xa0) && !(b == 0xf0 && b1 < 0x90) &&
+           !(b == 0xf4 && b1 >= 0x90);
+    }
+    if (!ok) {
+      return Status::InvalidArgument(src + ":" + std::to_string(line) + ": not UTF-8 (byte " + hex +
+                                     "); YAML files are UTF-8 text");
+    }
+    i += n;
+  }
+  // Documents are counted with the parser's events, at most two: yaml-cpp 0.7's LoadAll loops
+  // forever on text where a "document" consumes nothing (", " alone), so it is not used.
+  YAML::Node doc;
   try {
-    docs = YAML::LoadAll(std::string(text));
+    std::istringstream in{std::string(text)};
+    YAML::Parser parser(in);
+    DocumentCounter counter;
+    while (counter.starts.size() < 2 && parser.HandleNextDocument(counter)) {
+    }
+    if (counter.starts.empty()) {
+      return Status::InvalidArgument(src + ":1: the file is empty; expected a mapping of keys");
+    }
+    if (counter.starts.size() > 1) {
+      const YAML::Mark& m = counter.starts[1];
+      if (m.pos == counter.starts[0].pos) {
+        return Status::InvalidArgument(src + ":" + std::to_string(m.line + 1) +
+                                       ": YAML syntax error: the text cannot be read as a document (column " +
+                                       std::to_string(m.column + 1) + ")");
+      }
+      return Status::InvalidArgument(src + ":" + std::to_string(m.line + 1) +
+                                     ": expected one YAML document, found more (remove the `---` separator)");
+    }
+    doc = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
     const int line = e.mark.is_null() ? 1 : e.mark.line + 1;
     std::string msg = src + ":" + std::to_string(line) + ": YAML syntax error: " + e.msg;
@@ -127,19 +198,10 @@ Result<ConfigNode> ParseYamlText(std::string_view text, std::string_view source)
   } catch (const std::exception& e) {
     return Status::InvalidArgument(src + ":1: YAML could not be read: " + e.what());
   }
-  if (docs.empty()) {
-    return Status::InvalidArgument(src + ":1: the file is empty; expected a mapping of keys");
-  }
-  if (docs.size() > 1) {
-    const YAML::Mark m = docs[1].Mark();
-    return Status::InvalidArgument(src + ":" + std::to_string(m.is_null() ? 1 : m.line + 1) +
-                                   ": expected one YAML document, found " +
-                                   std::to_string(docs.size()) + " (remove the `---` separator)");
-  }
   Converter converter(src);
   ConfigNode root;
   try {
-    RADLADS_RETURN_IF_ERROR(converter.Convert(docs[0], "", 0, &root));
+    RADLADS_RETURN_IF_ERROR(converter.Convert(doc, "", 0, &root));
   } catch (const std::exception& e) {  // yaml-cpp accessors may throw on malformed trees
     return Status::InvalidArgument(src + ":1: YAML could not be read: " + e.what());
   }

@@ -6,7 +6,7 @@ Result<nlohmann::json> ParseJsonObject(std::string_view text, std::string_view s
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number overflow
     return Status::InvalidArgument(std::string(source) + ": not valid JSON (" + e.what() + ")");
   }
   if (!j.is_object()) {

@@ -131,12 +131,15 @@ resumable() {
   echo "  (the run failed: $(grep -m1 'error: run failed' "$(last_log)" | cut -c1-150); the same command resumes it)"
 }
 last_log() { echo "$work/$(basename "$run")-$logn.log"; }
-# Flips one byte in the middle of a file.
+# Flips one bit of the byte in the middle of a file (and checks that the file changed).
 flip_byte() {
-  local size off b
+  local size off b before
   size=$(stat -c %s "$1"); off=$((size / 2))
   b=$(od -An -tu1 -j "$off" -N1 "$1" | tr -d ' ')
-  printf "$(printf '\\%03o' $(( (b ^ 64) & 255 )))" | dd of="$1" bs=1 seek="$off" conv=notrunc status=none
+  before=$(cksum < "$1")
+  # The byte as an octal escape that printf expands (never a format: '%' or '\' are bytes too).
+  printf "\\$(printf '%03o' $(( (b ^ 64) & 255 )))" | dd of="$1" bs=1 seek="$off" conv=notrunc status=none
+  [ "$(cksum < "$1")" != "$before" ] || fail "corrupt: flipping byte $off of $1 changed nothing"
 }
 
 fault_index=0

@@ -83,6 +83,9 @@ TEST(HfConfig, JsonRoundTrip) {
 TEST(HfConfig, RejectsBadInputWithFileAndKey) {
   ExpectError("{", Status::Code::kInvalidArgument, "not valid JSON");
   ExpectError("[1,2]", Status::Code::kInvalidArgument, "JSON object");
+  // A number beyond a double: the JSON library throws out_of_range, not parse_error (found by
+  // tests/fuzz/json_documents_fuzz.cpp; it used to end the process).
+  ExpectError(Minimal(R"(, "rope_theta": 165e2637)"), Status::Code::kInvalidArgument, "number overflow");
   ExpectError(R"({"hidden_size": 64})", Status::Code::kInvalidArgument, "model_type: missing");
   ExpectError(R"({"model_type": "llama"})", Status::Code::kInvalidArgument, "\"llama\"");
   ExpectError(Minimal(R"(, "num_key_value_heads": 3)"), Status::Code::kInvalidArgument,
