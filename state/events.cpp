@@ -21,13 +21,14 @@ std::string_view LeaseEndCauseName(LeaseEndCause c) {
     case LeaseEndCause::kFailed: return "failed";
     case LeaseEndCause::kReleased: return "released";
     case LeaseEndCause::kCoordinatorRestart: return "coordinator_restart";
+    case LeaseEndCause::kWorkerRestarted: return "worker_restarted";
   }
   return "unknown";
 }
 
 bool ParseLeaseEndCause(std::string_view name, LeaseEndCause* out) {
   for (auto c : {LeaseEndCause::kExpired, LeaseEndCause::kFailed, LeaseEndCause::kReleased,
-                 LeaseEndCause::kCoordinatorRestart}) {
+                 LeaseEndCause::kCoordinatorRestart, LeaseEndCause::kWorkerRestarted}) {
     if (LeaseEndCauseName(c) == name) {
       *out = c;
       return true;

@@ -115,17 +115,18 @@ enum class LeaseEndCause : std::uint8_t {
   kFailed = 1,             // the worker reported a failure            (counts as a failure)
   kReleased = 2,           // the worker stopped on request (drain)    (not a failure)
   kCoordinatorRestart = 3, // the coordinator restarted (Resume)       (not a failure)
+  kWorkerRestarted = 4,    // its worker registered again mid-task     (counts as a failure; format 4)
 };
 std::string_view LeaseEndCauseName(LeaseEndCause c);
 bool ParseLeaseEndCause(std::string_view name, LeaseEndCause* out);
 template <>
 struct EnumTraits<LeaseEndCause> {
-  static constexpr std::uint8_t kMax = static_cast<std::uint8_t>(LeaseEndCause::kCoordinatorRestart);
+  static constexpr std::uint8_t kMax = static_cast<std::uint8_t>(LeaseEndCause::kWorkerRestarted);
   static std::string_view Name(LeaseEndCause c) { return LeaseEndCauseName(c); }
   static bool Parse(std::string_view name, LeaseEndCause* out) { return ParseLeaseEndCause(name, out); }
 };
 inline bool CountsAsFailure(LeaseEndCause c) {
-  return c == LeaseEndCause::kExpired || c == LeaseEndCause::kFailed;
+  return c == LeaseEndCause::kExpired || c == LeaseEndCause::kFailed || c == LeaseEndCause::kWorkerRestarted;
 }
 // leased -> ready, from the task's last committed checkpoint.
 struct LeaseEnded {

@@ -574,6 +574,7 @@ Status RunState::ApplyLeaseEnded(const Event& e, const LeaseEnded& b, RowChanges
   if (CountsAsFailure(b.cause)) {
     ++t.failures;
     t.last_error = b.reason;
+    if (b.cause == LeaseEndCause::kFailed) t.reported_error = b.reason;
   }
   auto wit = workers_.find(worker);
   if (wit != workers_.end()) {
@@ -598,7 +599,8 @@ Status RunState::ApplyLeaseEnded(const Event& e, const LeaseEnded& b, RowChanges
   }
   switch (b.cause) {
     case LeaseEndCause::kExpired: ++metrics_.leases_expired; break;
-    case LeaseEndCause::kFailed: ++metrics_.leases_failed; break;
+    case LeaseEndCause::kFailed:
+    case LeaseEndCause::kWorkerRestarted: ++metrics_.leases_failed; break;
     case LeaseEndCause::kReleased: ++metrics_.leases_released; break;
     case LeaseEndCause::kCoordinatorRestart: ++metrics_.leases_abandoned; break;
   }

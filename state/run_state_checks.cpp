@@ -368,6 +368,7 @@ std::string RunState::CanonicalDump() const {
             std::string(TaskStateName(t.state)).c_str(), t.failures, t.attempt, t.lease, t.held_lease,
             t.worker.c_str(), t.committed_tokens, t.checkpoint_step, t.checkpoints,
             t.changed_at_ms, t.last_error.c_str());
+    AppendF(&out, " reported=\"%s\"", t.reported_error.c_str());
     AppendF(&out, " progress=%" PRId64 "/%" PRId64 "/%a@%" PRId64, t.progress.tokens,
             t.progress.step, t.progress.throughput, t.progress_at_ms);
     DumpValues(&out, t.progress.losses);

@@ -251,6 +251,11 @@ Status Scheduler::EndLease(Txn& tx, TimeMs now, const LeaseRecord& lease, LeaseE
                                     " attempts (retry limit " + std::to_string(limit) +
                                     "): " + reason
                               : "failed with a non-retryable error: " + reason;
+  // The last attempt expired or its worker restarted: the error a worker last reported for
+  // this task is usually the cause (a full disk, a bad file), so it is named too.
+  if (cause != LeaseEndCause::kFailed && !t->reported_error.empty() && t->reported_error != reason) {
+    why += "; the last error a worker reported: " + t->reported_error;
+  }
   APPEND(tx, now, TaskFailed{task, why});
   if (!RunOver(s)) APPEND(tx, now, RunFailed{"task '" + task + "' " + why});
   return Status::Ok();
@@ -377,7 +382,7 @@ Status Scheduler::DoRegisterWorker(Txn& tx, const WorkerInfo& info) {
     if (w->state == WorkerState::kIdle && SameInfo(w->info, info)) return Status::Ok();
     if (w->lease != 0) {
       const LeaseRecord lease = *s.FindLease(w->lease);
-      RADLADS_RETURN_IF_ERROR(EndLease(tx, now, lease, LeaseEndCause::kFailed,
+      RADLADS_RETURN_IF_ERROR(EndLease(tx, now, lease, LeaseEndCause::kWorkerRestarted,
                                        "worker '" + info.id +
                                            "' registered again while holding the lease "
                                            "(its process restarted?)",

@@ -65,23 +65,13 @@ fail() {
 }
 now_ms() { date +%s%3N; }
 
-data="$src/data/austen"
+# shellcheck source=tests/testing/run_config.sh
+. "$src/tests/testing/run_config.sh"
 cfg="$work/run.yaml"
-cat > "$cfg" <<EOF
-teacher: $src/data/tiny-teacher
-recipe: $src/tests/data/run/recipe-$arch.yaml
-cluster: $src/tests/data/run/cluster-dp2.yaml
-data:
-  train: $data/northanger_abbey.txt.gz
-  heldout: $data/persuasion.txt.gz
-eval:
-  max_tokens: 4096
-  seq_len: 64
-  batch: 16
-  generate_tokens: 8
-EOF
-# A short lease TTL so that a killed worker's task is leased again soon; restarts unbounded.
-run_args=(--lease-ttl-ms 2000 --max-worker-restarts 1000)
+write_run_config "$cfg" "$src" "$src/tests/data/run/recipe-$arch.yaml" "$src/tests/data/run/cluster-dp2.yaml"
+# A short lease TTL (5 s: long enough for a loaded 2-core machine) so that a killed worker's task
+# is leased again soon; restarts unbounded.
+run_args=(--lease-ttl-ms 5000 --max-worker-restarts 1000)
 weights() { sha256sum "$1/output/model/model.safetensors" 2> /dev/null | cut -d' ' -f1; }
 
 # The uninterrupted run of the same layout.

@@ -39,25 +39,15 @@ slurm_test_setup slurm-mn --nodes 2
 export OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
+# shellcheck source=tests/testing/run_config.sh
+. "$src/tests/testing/run_config.sh"
 # The shortened recipe with longer steps 1 and 2 (seconds each), so that a fault lands mid-step;
 # `long` has a step 2 of about 40 s: Slurm checks time limits (and sends the warning) only every
 # 30 s or so, so the timeout scenario needs a run that is still going by then.
 write_config() {  # write_config NAME DISTILL_TOKENS -> $tmp/NAME.yaml
   sed -e 's/^    tokens: 8192 .*/    tokens: 49152/' -e "s/^    tokens: 4096 .*/    tokens: $2/" \
     "$src/tests/data/run/recipe-rwkv7.yaml" > "$tmp/recipe-$1.yaml"
-  cat > "$tmp/$1.yaml" <<EOF
-teacher: $src/data/tiny-teacher
-recipe: $tmp/recipe-$1.yaml
-cluster: $tmp/cluster.yaml
-data:
-  train: $src/data/austen/northanger_abbey.txt.gz
-  heldout: $src/data/austen/persuasion.txt.gz
-eval:
-  max_tokens: 4096
-  seq_len: 64
-  batch: 16
-  generate_tokens: 8
-EOF
+  write_run_config "$tmp/$1.yaml" "$src" "$tmp/recipe-$1.yaml" "$tmp/cluster.yaml"
 }
 cat > "$tmp/cluster.yaml" <<EOF
 # Two nodes of the local test cluster, one CPU worker each: a data-parallel gang of 2.

@@ -24,20 +24,9 @@ fail() {
 slurm_test_setup slurm-test
 
 # The shortened test recipe (tests/data/run/), as tests/cli/run_command_test.cpp runs it.
-data="$src/data/austen"
-cat > "$tmp/run.yaml" <<EOF
-teacher: $src/data/tiny-teacher
-recipe: $src/tests/data/run/recipe-rwkv7.yaml
-cluster: $src/tests/data/run/cluster.yaml
-data:
-  train: $data/northanger_abbey.txt.gz
-  heldout: $data/persuasion.txt.gz
-eval:
-  max_tokens: 4096
-  seq_len: 64
-  batch: 16
-  generate_tokens: 8
-EOF
+# shellcheck source=tests/testing/run_config.sh
+. "$src/tests/testing/run_config.sh"
+write_run_config "$tmp/run.yaml" "$src" "$src/tests/data/run/recipe-rwkv7.yaml" "$src/tests/data/run/cluster.yaml"
 
 # Reference: the same run, uninterrupted, outside Slurm.
 "$coord" run "$tmp/run.yaml" --run "$tmp/ref" > "$tmp/ref.log" 2>&1 || { cat "$tmp/ref.log" >&2; fail "reference run"; }

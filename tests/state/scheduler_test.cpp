@@ -193,6 +193,34 @@ TEST_F(SchedulerTest, TheRetryLimitFailsTheTaskAndTheRunWithTheReason) {
   EXPECT_EQ(r->outcome, LeaseOutcome::kRunOver);
 }
 
+// The last attempts ended by an expiry and a restarted worker, after a worker reported the
+// cause: the task's failure names both the last end and the reported error.
+TEST_F(SchedulerTest, AFailureAfterExpiriesStillNamesTheErrorAWorkerReported) {
+  PlanShape shape;
+  shape.layers = 1;
+  shape.segments = 1;
+  Start(MakePlan(shape), /*retry_limit=*/2);
+  Register("w");
+  LeaseGrant g = MustLease("w");
+  ASSERT_TRUE(sched_->Fail(g.lease, "transient: IO error: checkpoint x (needs about 12 bytes): No space left", true).ok());
+  g = MustLease("w");
+  clock_.Advance(kTtl);
+  ASSERT_EQ(*sched_->ExpireLeases(), 1);
+  Register("w");
+  g = MustLease("w");
+  WorkerInfo again = testing::Worker("w", 1);
+  again.pid = 4242;  // a new process of the same worker
+  ASSERT_TRUE(sched_->RegisterWorker(again).ok());
+  const RunState s = State();
+  EXPECT_EQ(s.phase(), RunPhase::kFailed);
+  const TaskRecord& t = Task(s, g.task.id);
+  EXPECT_NE(t.last_error.find("registered again"), std::string::npos) << t.last_error;
+  EXPECT_NE(t.last_error.find("the last error a worker reported: transient: IO error: checkpoint x"),
+            std::string::npos) << t.last_error;
+  EXPECT_NE(s.status().reason.find("No space left"), std::string::npos) << s.status().reason;
+  EXPECT_EQ(s.metrics().leases_failed, 2);
+}
+
 TEST_F(SchedulerTest, FailCountsAndANonRetryableFailureFailsAtOnce) {
   PlanShape shape;
   shape.layers = 2;
