@@ -11,17 +11,7 @@ namespace {
 
 class CheckpointFallback : public SchedulerTest {
  protected:
-  // One layer, one segment of 1000 tokens; the cache done, the align task ready.
-  void StartAlign() {
-    PlanShape shape;
-    shape.layers = 1;
-    shape.segments = 1;
-    shape.segment_tokens = 1000;
-    Start(MakePlan(shape));
-    RunUntilDone("cache/S00000/P00");
-    RunUntilDone("transfer/L000");
-    Register("w");
-  }
+  void StartAlign() { StartOneAlignTask(1000); }
   static const std::string kAlign;
 };
 const std::string CheckpointFallback::kAlign = "align/L000/S00000";

@@ -79,6 +79,18 @@ class SchedulerTest : public ::testing::Test {
     return sched_->Complete(g.lease, f);
   }
 
+  // One layer, one step-1 segment of `tokens`; its cache (and transfer) done by "runner", so the
+  // align task is the next one a newly registered worker "w" is given.
+  void StartOneAlignTask(std::int64_t tokens) {
+    PlanShape shape;
+    shape.layers = 1;
+    shape.segments = 1;
+    shape.segment_tokens = tokens;
+    Start(MakePlan(shape));
+    RunUntilDone("cache/S00000/P00");
+    Register("w");
+  }
+
   // Leases and completes tasks until `id` is done (single worker "runner").
   void RunUntilDone(const std::string& id) {
     if (!State().FindWorker("runner")) Register("runner");

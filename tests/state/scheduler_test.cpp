@@ -291,13 +291,7 @@ TEST_F(SchedulerTest, BadInputIsRefusedWithoutAnEvent) {
 // ---------------------------------------------------------------------------------------------
 
 TEST_F(SchedulerTest, TokensAreCreditedOnceByCommitsNeverByHeartbeats) {
-  PlanShape shape;
-  shape.layers = 1;
-  shape.segments = 1;
-  shape.segment_tokens = 1000;
-  Start(MakePlan(shape));
-  RunUntilDone("cache/S00000/P00");
-  Register("w");
+  StartOneAlignTask(1000);
   LeaseGrant g = MustLease("w");
   ASSERT_EQ(g.task.type, TaskType::kAlign);
   ASSERT_TRUE(sched_->Heartbeat(g.lease, Progress{900, 9, {}, 1.0}).ok());
