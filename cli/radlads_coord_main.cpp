@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
   // checkpoints -------------------------------------------------------------------------------
   CheckpointsArgs checkpoints;
   CLI::App* checkpoints_cmd = app.add_subcommand(
-      "checkpoints", "List RUN's checkpoints from its durable state: each commit with its role (resume, final, "
+      "checkpoints", "List RUN's checkpoints from its durable state: each commit with its role (resume, result, "
                      "older, discarded) and files, then files no commit names (never committed, temporary)");
   checkpoints_cmd->add_option("run", checkpoints.run_dir, "Run directory")->required();
 

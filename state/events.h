@@ -44,8 +44,9 @@ namespace radlads {
 // in this one. 2: WorkerInfo gained rank, device, memory_bytes and gang. 3: the run row gained
 // the batch-job starts and the cancellation (JobStarted, RunCancelled). 4: checkpoint fallback
 // (CheckpointDiscarded): the task row lists its discarded commits, the ledger rows count the
-// tokens redone, the run's metrics the discards.
-inline constexpr std::uint8_t kStateFormatVersion = 4;
+// tokens redone, the run's metrics the discards. 5: the task row keeps the last error a worker
+// reported; a worker that registers again mid-task ends its lease as worker_restarted.
+inline constexpr std::uint8_t kStateFormatVersion = 5;
 
 
 // Run-wide settings fixed at creation (carried by the RunCreated event).
@@ -115,7 +116,7 @@ enum class LeaseEndCause : std::uint8_t {
   kFailed = 1,             // the worker reported a failure            (counts as a failure)
   kReleased = 2,           // the worker stopped on request (drain)    (not a failure)
   kCoordinatorRestart = 3, // the coordinator restarted (Resume)       (not a failure)
-  kWorkerRestarted = 4,    // its worker registered again mid-task     (counts as a failure; format 4)
+  kWorkerRestarted = 4,    // its worker registered again mid-task     (counts as a failure; format 5)
 };
 std::string_view LeaseEndCauseName(LeaseEndCause c);
 bool ParseLeaseEndCause(std::string_view name, LeaseEndCause* out);

@@ -145,7 +145,7 @@ struct TaskRecord {
   // Commits found unreadable, in discard order (state format 4); see CheckpointDiscarded.
   std::vector<DiscardedCommit> discarded;
   // The last error a worker reported (Fail) for this task, kept when later attempts end by an
-  // expiry or a restart, so that the task's failure can still name the cause (state format 4).
+  // expiry or a restart, so that the task's failure can still name the cause (state format 5).
   std::string reported_error;
 };
 

@@ -107,10 +107,8 @@ void VisitTaskRow(V& v, TaskRecord& t) {
   v.Str("last_error", t.last_error, kMaxTextBytes);
   v.Recs("final_metrics", t.final_metrics, kMaxValues);
   if (v.Since(2)) v.Int("held_lease", t.held_lease);
-  if (v.Since(4)) {
-    v.Recs("discarded", t.discarded, kMaxListItems);
-    v.Str("reported_error", t.reported_error, kMaxTextBytes);
-  }
+  if (v.Since(4)) v.Recs("discarded", t.discarded, kMaxListItems);
+  if (v.Since(5)) v.Str("reported_error", t.reported_error, kMaxTextBytes);
 }
 
 template <class V>
