@@ -134,7 +134,8 @@ std::string ConfigNode::Describe() const {
 
 Result<ConfigNode> ParseYamlText(std::string_view text, std::string_view source) {
   const std::string src(source);
-  // YAML text is UTF-8 without control characters but tab, LF and CR (YAML 1.2 §5.1, §5.2).
+  // YAML text is UTF-8 without control characters but tab, LF and CR (the YAML 1.2 spec,
+  // sections 5.1 and 5.2).
   // yaml-cpp 0.7 loops forever on a NUL byte and on some invalid UTF-8, so both are refused
   // before it sees the text.
   int line = 1;
