@@ -32,11 +32,23 @@ class DocumentCounter final : public YAML::EventHandler {
 class Converter {
  public:
   explicit Converter(std::string_view source) : source_(source) {}
+  static constexpr int kMaxDepth = 64;
 
   Status Convert(const YAML::Node& in, const std::string& path, int owner_line, ConfigNode* out) {
     const YAML::Mark mark = in.Mark();
     out->line = mark.is_null() ? owner_line : mark.line + 1;
     out->column = mark.is_null() ? 1 : mark.column + 1;
+    // An alias of a mapping that contains it makes the document infinite (found by
+    // tests/fuzz/config_yaml_fuzz.cpp: the conversion recursed until the stack overflowed).
+    struct Depth {
+      int& d;
+      explicit Depth(int& v) : d(++v) {}
+      ~Depth() { --d; }
+    } depth(depth_);
+    if (depth_ > kMaxDepth) {
+      return Status::InvalidArgument(Where(out->line, path) + "nested more than " + std::to_string(kMaxDepth) +
+                                     " levels deep (an alias of a mapping that contains it?)");
+    }
     const std::string& tag = in.Tag();
     switch (in.Type()) {
       case YAML::NodeType::Undefined:
@@ -110,6 +122,7 @@ class Converter {
   }
 
   std::string source_;
+  int depth_ = 0;
 };
 
 }  // namespace

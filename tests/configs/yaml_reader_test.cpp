@@ -205,6 +205,16 @@ TEST(YamlReader, ControlCharactersAreRefusedWithTheLine) {
 
 // Invalid UTF-8 is refused with the line (yaml-cpp 0.7 loops forever on some of it: found by
 // tests/fuzz/config_yaml_fuzz.cpp); valid multi-byte text is read.
+// An alias of the mapping that contains it (found by the fuzzer: the conversion recursed until
+// the stack overflowed) is refused.
+TEST(YamlReader, ARecursiveAliasIsRefused) {
+  auto r = ParseYamlText("a: &x\n  b: *x\n", "r.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("nested more than 64 levels deep"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("r.yaml:"), std::string::npos) << r.status().message();
+  EXPECT_TRUE(ParseYamlText("base: &b {x: 1}\nother: *b\n", "r.yaml").ok()) << "a plain alias still reads";
+}
+
 TEST(YamlReader, InvalidUtf8IsRefusedWithTheLine) {
   for (const std::string& bad : {std::string("a: 1\nb: i\xee" "u\xfe" "au\xf8\xff\n"), std::string("a: \xc0\xaf\n"),
                                 std::string("a: \xed\xa0\x80\n"), std::string("a: \xe2\x82\n")}) {
