@@ -1,9 +1,17 @@
 #include "base/host_info.h"
 
+#include <unistd.h>
+
 #include <fstream>
 #include <string>
 
 namespace radlads {
+
+std::string HostName() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) return "";
+  return host;
+}
 
 std::optional<double> HostMemoryGib() {
   std::ifstream f("/proc/meminfo");

@@ -4,8 +4,12 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace radlads {
+
+// This machine's host name (gethostname); "" when it cannot be read.
+std::string HostName();
 
 // MemTotal of /proc/meminfo in GiB (2^30 bytes); nullopt when it cannot be read.
 std::optional<double> HostMemoryGib();

@@ -21,6 +21,15 @@ std::string ChainOf(const TaskSpec& t) {
   return t.type == TaskType::kAlign ? "align/L" + std::to_string(t.layer) : t.id;
 }
 
+// Chain -> the index of its last task (plan order): its final commit is the step's result.
+std::map<std::string, int> LastTaskOfEachChain(const RunState& state) {
+  std::map<std::string, int> last;
+  for (const TaskRecord& t : state.tasks()) {
+    if (Trained(t.spec.type)) last[ChainOf(t.spec)] = t.index;
+  }
+  return last;
+}
+
 }  // namespace
 
 Result<PruneResult> PruneCheckpoints(const RunState& state, const std::string& run_dir, int keep_last) {
@@ -32,11 +41,10 @@ Result<PruneResult> PruneCheckpoints(const RunState& state, const std::string& r
   // Chains in plan order; within a chain, tasks in plan order (align: segment order) and each
   // task's commits in commit order.
   std::map<std::string, std::vector<Commit>> chains;
-  std::map<std::string, int> last_task;  // chain -> its last task's index
+  std::map<std::string, int> last_task = LastTaskOfEachChain(state);
   for (const TaskRecord& t : state.tasks()) {
     if (!Trained(t.spec.type)) continue;
     const std::string chain = ChainOf(t.spec);
-    last_task[chain] = t.index;
     const auto& list = state.Checkpoints(t.index);
     for (std::size_t k = 0; k < list.size(); ++k) {
       // A discarded commit neither counts nor is deleted here: its task is redoing that interval
@@ -81,10 +89,7 @@ bool IsTempName(const std::string& name) { return name.find(".tmp.") != std::str
 Result<CheckpointListing> ListCheckpoints(const RunState& state, const std::string& run_dir) {
   CheckpointListing out;
   std::set<std::string> named;  // by valid commits
-  std::map<std::string, int> last_task;  // chain -> its last task's index
-  for (const TaskRecord& t : state.tasks()) {
-    if (Trained(t.spec.type)) last_task[ChainOf(t.spec)] = t.index;
-  }
+  std::map<std::string, int> last_task = LastTaskOfEachChain(state);
   for (const TaskRecord& t : state.tasks()) {
     if (!Trained(t.spec.type)) continue;
     const auto& list = state.Checkpoints(t.index);

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <thread>
 
+#include "base/host_info.h"
 #include "base/file.h"
 #include "base/status.h"
 #include "cli/slurm_job.h"
@@ -19,8 +20,7 @@ namespace radlads {
 namespace {
 
 std::string Who() {
-  char host[256] = {};
-  ::gethostname(host, sizeof(host) - 1);
+  const std::string host = HostName();
   const char* user = std::getenv("USER");
   return std::string(user != nullptr ? user : "uid " + std::to_string(::getuid())) + "@" + host;
 }

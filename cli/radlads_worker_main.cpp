@@ -17,6 +17,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "base/host_info.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "cli/cli_util.h"
@@ -70,9 +71,7 @@ int main(int argc, char** argv) {
   WorkerJobRank me;
   me.rank = rank;
   me.world_size = mpi.world_size();
-  char host[256] = {};
-  ::gethostname(host, sizeof(host) - 1);
-  me.host = host;
+  me.host = HostName();
   me.memory_bytes = static_cast<std::int64_t>(plan.worker.capacity_bytes);
   me.gang = GangLayout{static_cast<int>(plan.layout.tp), static_cast<int>(plan.layout.pp),
                        static_cast<int>(plan.layout.dp)};

@@ -166,9 +166,7 @@ int RunRunCommand(const RunCommandArgs& args) {
   WorkerIdentity local;
   local.info.id = "local";
   local.info.pid = ::getpid();
-  char host[256] = {};
-  ::gethostname(host, sizeof(host) - 1);
-  local.info.host = host;
+  local.info.host = HostName();
   local.info.device = "cpu";
   local.info.memory_bytes = static_cast<std::int64_t>(plan->worker.capacity_bytes);
 

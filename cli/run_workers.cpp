@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/host_info.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "contract/run_layout.h"
@@ -59,12 +60,6 @@ Result<pid_t> Launch(const std::vector<std::string>& argv, const std::string& lo
   return pid;
 }
 
-std::string ThisHost() {
-  char host[256] = {};
-  ::gethostname(host, sizeof(host) - 1);
-  return host;
-}
-
 // RUN/logs/worker-job.pid: "<host> <process group>" of the worker job this coordinator started.
 std::string JobPidFile(const std::string& logs) { return JoinPath(logs, "worker-job.pid"); }
 
@@ -77,7 +72,7 @@ void EndOrphanedWorkerJob(const std::string& logs, const std::string& run_dir) {
   Result<std::string> text = ReadFileToString(JobPidFile(logs));
   if (!text.ok()) return;
   const std::size_t sp = text->find(' ');
-  if (sp == std::string::npos || text->substr(0, sp) != ThisHost()) return;
+  if (sp == std::string::npos || text->substr(0, sp) != HostName()) return;
   const pid_t pgid = static_cast<pid_t>(std::atoll(text->c_str() + sp + 1));
   if (pgid <= 1 || ::kill(-pgid, 0) != 0) return;
   Result<std::string> cmdline = ReadFileToString("/proc/" + std::to_string(pgid) + "/cmdline");
@@ -196,7 +191,7 @@ int RunWithWorkerJob(RunSetup& run, const std::string& run_dir, StateStore& stor
     last_log = JoinPath(logs, "worker-job-" + std::to_string(restarts) + ".log");
     RADLADS_ASSIGN_OR_RETURN(job, Launch(argv, last_log));
     if (options.launcher == "mpirun") {
-      (void)AtomicWriteFile(JobPidFile(logs), ThisHost() + " " + std::to_string(job) + "\n");
+      (void)AtomicWriteFile(JobPidFile(logs), HostName() + " " + std::to_string(job) + "\n");
     }
     log::Info("run: started " + std::to_string(n) + " worker ranks (" + argv.front() + ", " + argv.back() +
               " threads each); their log: " + last_log);

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 
+#include "base/host_info.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "cli/slurm_job.h"
@@ -32,9 +33,9 @@ std::string AdvertisedAddress(const std::string& bound) {
   if (bound.rfind("0.0.0.0:", 0) == 0) port = bound.substr(8);
   if (bound.rfind("[::]:", 0) == 0) port = bound.substr(5);
   if (port.empty()) return bound;
-  char host[256] = {};
-  if (::gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') return bound;
-  return std::string(host) + ":" + port;
+  const std::string host = HostName();
+  if (host.empty()) return bound;
+  return host + ":" + port;
 }
 
 Status CreateRunFromPlan(Scheduler& sched, const ServeArgs& args) {
@@ -137,9 +138,7 @@ int Serve(const ServeArgs& args, std::ostream& err) {
     // Inside a Slurm job: the start is recorded and may be refused (cli/slurm_job.h).
     const int no_progress_limit = ClusterSlurm{}.max_restarts_without_progress;
     if (int refused = BeginSlurmJobStart(sched, no_progress_limit, err); refused >= 0) return refused;
-    char host[256] = {};
-    ::gethostname(host, sizeof(host) - 1);
-    if (Status s = sched.Resume("coordinator started on " + std::string(host) + ", pid " +
+    if (Status s = sched.Resume("coordinator started on " + HostName() + ", pid " +
                                 std::to_string(::getpid()));
         !s.ok()) {
       return fail(s);
