@@ -61,6 +61,9 @@ int main(int argc, char** argv) {
     threads = std::max(1, static_cast<int>(hc) / mpi.world_size());
   }
   cpu::SetNumThreads(threads);
+  // This rank's share of RUN/output/profile.json (worker/run_profile.h).
+  ProcessProfile profile("worker", "rank-" + std::to_string(rank),
+                         RunLayout{run_dir}.Abs(ProcessProfile::FileName("worker", "rank-" + std::to_string(rank))));
 
   Result<std::unique_ptr<RunSetup>> setup = OpenRunAsWorker(run_dir);
   if (!setup.ok()) return fail(setup.status());
@@ -107,14 +110,17 @@ int main(int argc, char** argv) {
   WorkerJobHooks hooks(*world, gang.get(), g_stop);
   hooks.set_env(&env);
   hooks.set_port(client->get());
+  hooks.set_profile(&profile);
   ExecutorOptions eo;
   eo.identities = ids;
   eo.signal_drains_run = false;  // a signal to this job stops its workers, not the run
+  eo.profile = &profile;
   log::Info("rank " + std::to_string(rank) + " of " + std::to_string(me.world_size) + " on " + me.host + ": " +
             std::to_string(threads) + " threads" + (gang ? ", gang rank (tp " + std::to_string(gang->tp_rank) +
                                                             ", pp " + std::to_string(gang->pp_rank) + ", dp " +
                                                             std::to_string(gang->dp_rank) + ")"
                                                       : ""));
+  profile.Charge("setup");
   Result<ExecutorExit> exit = RunWorkerLoop(**client, env, eo, hooks);
   if (!exit.ok()) return fail(exit.status());
   (*client)->Close();

@@ -62,8 +62,26 @@ class InProcessHooks final : public ExecutorHooks {
   std::string state_dir_;
 };
 
+// The run's phase profile: this invocation's share saved, every process's file of every
+// invocation merged into RUN/output/profile.json. Returns the summary's lines (none when the
+// profile cannot be written: it is a report, and the run has succeeded).
+std::vector<std::string> WriteRunProfile(const ProcessProfile& mine, const RunLayout& layout, std::ostream& err) {
+  SaveProfile(mine);
+  Result<RunProfile> merged = MergeRunProfiles(layout.dir);
+  if (!merged.ok()) {
+    err << "warning: no profile: " << merged.status().message() << "\n";
+    return {};
+  }
+  for (const std::string& why : merged->skipped) err << "warning: profile file skipped: " << why << "\n";
+  if (Status st = AtomicWriteFile(layout.Abs(RunLayout::ProfileFile()), RunProfileJson(*merged)); !st.ok()) {
+    err << "warning: " << st.message() << "\n";
+    return {};
+  }
+  return RunProfileTopLines(*merged, 4);
+}
+
 // The end of a completed run: the summary table, printed and kept in RUN/output/summary.txt.
-int Summarize(const RunSetup& run, const RunLayout& layout, const RunDisplay& display,
+int Summarize(const RunSetup& run, const RunLayout& layout, const RunDisplay& display, ProcessProfile& profile,
               const std::string& command_line, std::ostream& out, std::ostream& err) {
   auto text = ReadFileToString(layout.Abs(RunLayout::EvalFile()));
   Result<EvalReport> report = text.ok() ? ParseEvalReport(*text, layout.Abs(RunLayout::EvalFile()))
@@ -72,7 +90,9 @@ int Summarize(const RunSetup& run, const RunLayout& layout, const RunDisplay& di
     err << "error: " << report.status().message() << "\n";
     return ExitCodeFor(report.status());
   }
-  const std::string summary = display.Summary(*report, run.settings, layout, command_line);
+  profile.Charge("scheduling");
+  const std::string summary =
+      display.Summary(*report, run.settings, layout, command_line, WriteRunProfile(profile, layout, err));
   out << summary << std::flush;
   (void)AtomicWriteFile(layout.Abs(RunLayout::SummaryFile()), summary);
   return kExitOk;
@@ -120,6 +140,9 @@ int RunRunCommand(const RunCommandArgs& args) {
     sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   }
+  // This process's share of RUN/output/profile.json (worker/run_profile.h), from the start.
+  const RunLayout layout{args.run_dir};
+  ProcessProfile profile("run", "local", layout.Abs(ProcessProfile::FileName("run", "local")));
   // ---- Validate every input, plan, and write the run directory (cli/run_setup.h). ----
   Result<std::unique_ptr<RunSetup>> setup =
       PrepareRunAsCoordinator(args.config, args.run_dir, args.host_memory_gib, args.cluster);
@@ -127,7 +150,6 @@ int RunRunCommand(const RunCommandArgs& args) {
   RunSetup& run = **setup;
   for (const std::string& n : run.planned.notes) err << "note: " << n << "\n";
   const Plan* plan = &run.plan();
-  const RunLayout layout{args.run_dir};
 
   // ---- Durable state and the scheduler. ----
   Result<std::unique_ptr<StateStore>> store = StateStore::Open(layout.Abs(RunLayout::StateDir()));
@@ -185,7 +207,10 @@ int RunRunCommand(const RunCommandArgs& args) {
                                                     : static_cast<int>(std::max<std::int64_t>(1, plan->cluster.WorkersPerNode()));
     wo.max_restarts = args.max_worker_restarts;
     wo.listen = args.listen;
+    profile.Charge("setup");
     const int code = RunWithWorkerJob(run, layout.dir, **store, sched, display, wo, g_stop_signal, err);
+    profile.Charge("scheduling");  // the coordinator's share: serving the worker job
+    SaveProfile(profile);
     janitor.Stop();
     display.Finish();
     if (code == kExitRequeue || code == kExitCancelled) return Stopped(code, layout, (*store)->Snapshot(), err);
@@ -193,7 +218,7 @@ int RunRunCommand(const RunCommandArgs& args) {
       return RunFailedExit((*store)->Snapshot().status().reason, layout, err);
     }
     if (code != kExitOk) return code;  // the job gave up (said why) or the store failed
-    return Summarize(run, layout, display, args.command_line, out, err);
+    return Summarize(run, layout, display, profile, args.command_line, out, err);
   }
   // The run is served while it runs in this process too, for `status`, `drain` and `cancel`.
   ServerOptions so;
@@ -206,6 +231,8 @@ int RunRunCommand(const RunCommandArgs& args) {
   ExecutorOptions eo;
   eo.identities = {local};
   eo.stop_on_task_error = true;
+  eo.profile = &profile;
+  profile.Charge("setup");
   Result<ExecutorExit> exit = RunWorkerLoop(sched, env, eo, hooks);
   (void)(*served)->Stop(kExitOk);
   janitor.Stop();
@@ -223,7 +250,7 @@ int RunRunCommand(const RunCommandArgs& args) {
   display.Finish();
   const RunState final_state = (*store)->Snapshot();
   if (final_state.status().phase == RunPhase::kFailed) return RunFailedExit(final_state.status().reason, layout, err);
-  return Summarize(run, layout, display, args.command_line, out, err);
+  return Summarize(run, layout, display, profile, args.command_line, out, err);
 }
 
 }  // namespace radlads

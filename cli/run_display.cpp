@@ -134,7 +134,7 @@ void RunDisplay::Finish() {
 }
 
 std::string RunDisplay::Summary(const EvalReport& r, const RunSettings& settings, const RunLayout& layout,
-                                const std::string& command_line) const {
+                                const std::string& command_line, const std::vector<std::string>& profile_lines) const {
   std::string out;
   auto line = [&](const std::string& s) { out += s + "\n"; };
   auto dur = [](double s) { return ProgressBar::HumanDuration(s); };
@@ -173,6 +173,7 @@ std::string RunDisplay::Summary(const EvalReport& r, const RunSettings& settings
            (planned > 0 ? " (" + Fmt("%.0f", planned) + ")" : "");
   }
   if (!mem.empty()) line("peak memory of a worker process, MiB (plan's estimate for the task): " + mem);
+  for (const std::string& p : profile_lines) line(p);
   if (!align_loss_.empty()) {
     std::string s = "step-1 L2 at the end, per layer:";
     for (const auto& [l, v] : align_loss_) s += " L" + std::to_string(l) + " " + Fmt("%.4f", v);

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/progress.h"
 #include "configs/run_settings.h"
@@ -31,8 +32,10 @@ class RunDisplay {
   void OnComplete(const TaskSpec& task, const FinalRecord& final);
   void Finish();  // closes the current bar
 
+  // `profile_lines`: the top of RUN/output/profile.json (worker/run_profile.h), printed after
+  // the phase table.
   std::string Summary(const EvalReport& report, const RunSettings& settings, const RunLayout& layout,
-                      const std::string& command_line) const;
+                      const std::string& command_line, const std::vector<std::string>& profile_lines = {}) const;
 
  private:
   struct Phase {

@@ -58,6 +58,7 @@ struct RunLayout {
   static std::string OutputModelDir() { return "output/model"; }
   static std::string EvalFile() { return "output/eval.json"; }
   static std::string SummaryFile() { return "output/summary.txt"; }
+  static std::string ProfileFile() { return "output/profile.json"; }  // worker/run_profile.h
 };
 
 // OK when RUN/ has no plan yet, or its format is kRunFormatVersion. InvalidArgument naming

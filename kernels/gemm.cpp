@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include "base/check.h"
+#include "base/profile.h"
 #include "kernels/cpu/parallel.h"
 
 namespace radlads {
@@ -10,6 +11,7 @@ namespace radlads {
 void Gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
           const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
           std::int64_t ldc) {
+  const profile::Scope profile_scope(profile::Family::kGemm);
   if (m == 0 || n == 0) return;
   (void)cpu::NumThreads();  // make sure OpenBLAS got the process thread count
   if (k == 0) {

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "base/file.h"
+#include "base/profile.h"
 #include "pipeline/attention_mixer.h"
 
 namespace radlads {
@@ -104,6 +105,7 @@ Status LoadParams(const ModelWeights& weights, ParamSet& params, bool tied_embed
 Status SaveParams(const ParamSet& params, const std::string& dir, DType dtype,
                   std::uint64_t max_shard_bytes,
                   const std::function<bool(const std::string&)>& filter) {
+  const profile::Scope profile_scope(profile::Family::kIo);
   if (dtype != DType::kF32 && dtype != DType::kBF16 && dtype != DType::kF16) {
     return Status::InvalidArgument("SaveParams: dtype must be F32, BF16 or F16");
   }
@@ -137,6 +139,7 @@ Qwen2Teacher MakeQwen2Teacher(const Qwen2Config& cfg, std::unique_ptr<ParamSet> 
 }
 
 Result<Qwen2Teacher> LoadQwen2Teacher(const std::string& dir) {
+  const profile::Scope profile_scope(profile::Family::kIo);
   RADLADS_ASSIGN_OR_RETURN(Qwen2Config cfg, LoadQwen2Config(dir));
   RADLADS_ASSIGN_OR_RETURN(ModelWeights weights, ModelWeights::Open(dir));
   auto params = std::make_unique<ParamSet>();

@@ -10,6 +10,7 @@
 
 #include "base/checksum.h"
 #include "base/file.h"
+#include "base/profile.h"
 
 namespace radlads {
 namespace {
@@ -265,6 +266,7 @@ Result<std::unique_ptr<ActivationCacheWriter>> ActivationCacheWriter::Create(
 
 Status ActivationCacheWriter::WriteLayer(std::int64_t layer, std::int64_t first, const Tensor& mixer_in,
                                          const Tensor& mixer_out) {
+  const profile::Scope profile_scope(profile::Family::kIo);
   Impl& m = *impl_;
   if (layer < m.meta.first_layer || layer >= m.meta.last_layer) {
     return Status::InvalidArgument(m.path + ": layer " + std::to_string(layer) + " is not in this stage");
@@ -280,6 +282,7 @@ Status ActivationCacheWriter::WriteLayer(std::int64_t layer, std::int64_t first,
 }
 
 Status ActivationCacheWriter::WriteStageOutput(std::int64_t first, const Tensor& hidden, const Tensor& tokens) {
+  const profile::Scope profile_scope(profile::Family::kIo);
   Impl& m = *impl_;
   RADLADS_RETURN_IF_ERROR(m.CheckRange("stage_out", first, hidden, m.meta.hidden));
   RADLADS_RETURN_IF_ERROR(m.CheckRange("tokens", first, tokens, 0));
@@ -292,6 +295,7 @@ Status ActivationCacheWriter::WriteStageOutput(std::int64_t first, const Tensor&
 }
 
 Status ActivationCacheWriter::WriteValueFirst(std::int64_t first, const Tensor& v_first) {
+  const profile::Scope profile_scope(profile::Family::kIo);
   Impl& m = *impl_;
   if (m.meta.value_first_width == 0) {
     return Status::InvalidArgument(m.path + ": this cache has no value_first dataset");
@@ -304,6 +308,7 @@ Status ActivationCacheWriter::WriteValueFirst(std::int64_t first, const Tensor& 
 }
 
 Result<std::uint64_t> ActivationCacheWriter::Finish() {
+  const profile::Scope profile_scope(profile::Family::kIo);
   Impl& m = *impl_;
   for (std::size_t k = 0; k < m.written.size(); ++k) {
     for (std::size_t i = 0; i < m.written[k].size(); ++i) {
@@ -449,6 +454,7 @@ Result<std::unique_ptr<ActivationCacheReader>> ActivationCacheReader::Open(
 
 Status ActivationCacheReader::ReadLayer(std::int64_t layer, std::int64_t first, Tensor& mixer_in,
                                         Tensor& mixer_out) const {
+  const profile::Scope profile_scope(profile::Family::kIo);
   const Impl& m = *impl_;
   if (layer < m.meta.first_layer || layer >= m.meta.last_layer) {
     return Status::InvalidArgument(m.path + ": layer " + std::to_string(layer) + " is not in this stage");
@@ -460,6 +466,7 @@ Status ActivationCacheReader::ReadLayer(std::int64_t layer, std::int64_t first, 
 }
 
 Status ActivationCacheReader::ReadValueFirst(std::int64_t first, Tensor& v_first) const {
+  const profile::Scope profile_scope(profile::Family::kIo);
   const Impl& m = *impl_;
   if (m.meta.value_first_width == 0) {
     return Status::InvalidArgument(m.path + ": this cache has no value_first dataset");
@@ -469,6 +476,7 @@ Status ActivationCacheReader::ReadValueFirst(std::int64_t first, Tensor& v_first
 }
 
 Status ActivationCacheReader::ReadStageOutput(std::int64_t first, Tensor& hidden, Tensor& tokens) const {
+  const profile::Scope profile_scope(profile::Family::kIo);
   const Impl& m = *impl_;
   RADLADS_RETURN_IF_ERROR(m.CheckOut("stage_out", first, hidden, m.meta.hidden));
   RADLADS_RETURN_IF_ERROR(m.CheckOut("tokens", first, tokens, 0));

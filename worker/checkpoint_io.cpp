@@ -8,6 +8,7 @@
 
 #include "base/checksum.h"
 #include "base/file.h"
+#include "base/profile.h"
 #include "pipeline/model_shard.h"
 #include "storage/safetensors.h"
 #include "storage/safetensors_writer.h"
@@ -52,6 +53,7 @@ Status CopyInto(const SafetensorsFile& f, const SafetensorsTensorInfo& info, Ten
 }  // namespace
 
 Result<FileRecord> RecordFile(const std::string& run_dir, const std::string& rel_path) {
+  const profile::Scope profile_scope(profile::Family::kIo);
   const std::string path = JoinPath(run_dir, rel_path);
   RADLADS_ASSIGN_OR_RETURN(MappedFile m, MappedFile::Open(path));
   FileRecord r;
@@ -62,6 +64,7 @@ Result<FileRecord> RecordFile(const std::string& run_dir, const std::string& rel
 }
 
 Status VerifyCheckpointFile(const std::string& run_dir, const FileRecord& file) {
+  const profile::Scope profile_scope(profile::Family::kIo);
   const std::string path = JoinPath(run_dir, file.path);
   RADLADS_ASSIGN_OR_RETURN(FileRecord now, RecordFile(run_dir, file.path));
   if (now.checksum != file.checksum || now.bytes != file.bytes) {
@@ -75,6 +78,7 @@ Status VerifyCheckpointFile(const std::string& run_dir, const FileRecord& file) 
 Result<FileRecord> SaveTrainingCheckpoint(const std::string& run_dir, const std::string& rel_path,
                                           const ParamSet& params, const TrainingState& state,
                                           const std::function<bool(const std::string&)>& filter) {
+  const profile::Scope profile_scope(profile::Family::kIo);
   std::vector<SafetensorsWriteTensor> tensors;
   for (const Param* p : params.params()) {
     if (filter && !filter(p->name)) continue;
@@ -211,6 +215,7 @@ std::map<std::string, std::string> ShardMetadata(int tp, int tp_rank, int pp, in
 
 Result<TrainingState> LoadTrainingCheckpoint(const std::string& run_dir, const FileRecord& file,
                                              ParamSet& params, bool require_all) {
+  const profile::Scope profile_scope(profile::Family::kIo);
   return LoadCheckpointShards(run_dir, {file}, params, 1, 0, {}, require_all);
 }
 
@@ -218,6 +223,7 @@ Result<TrainingState> LoadCheckpointShards(const std::string& run_dir, const std
                                            ParamSet& params, int tp, int tp_rank,
                                            const std::map<std::string, Shape, std::less<>>& full_shapes,
                                            bool require_all) {
+  const profile::Scope profile_scope(profile::Family::kIo);
   if (files.empty()) return Status::InvalidArgument("a checkpoint with no files");
   std::vector<Shard> shards;
   TrainingState st;

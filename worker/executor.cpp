@@ -6,6 +6,7 @@
 
 #include "base/file.h"
 #include "base/log.h"
+#include "base/profile.h"
 #include "worker/checkpoint_io.h"
 
 namespace radlads {
@@ -28,6 +29,7 @@ class PortReporter final : public TaskReporter {
       : port_(port), hooks_(hooks), grant_(grant), signal_drains_run_(signal_drains_run) {}
 
   std::optional<LeaseGrant> CompleteAndContinue(const FinalRecord& held) override {
+    const profile::Scope scope(profile::Family::kScheduling);
     if (lost_ || hooks_.DrainRequested()) return std::nullopt;
     Result<LeaseReply> r = port_.CompleteAndContinue(grant_.lease, held);
     if (!r.ok()) {
@@ -45,6 +47,7 @@ class PortReporter final : public TaskReporter {
   const LeaseGrant& grant() const { return grant_; }
 
   bool Heartbeat(const Progress& p) override {
+    const profile::Scope scope(profile::Family::kScheduling);
     hooks_.OnProgress(grant_.task, p);
     Result<HeartbeatReply> r = port_.Heartbeat(grant_.lease, p);
     if (!r.ok()) {
@@ -67,6 +70,7 @@ class PortReporter final : public TaskReporter {
   }
 
   Status Commit(const CheckpointRecord& c) override {
+    const profile::Scope scope(profile::Family::kScheduling);
     if (lost_) return Status::FailedPrecondition(grant_.task.id + ": the lease is no longer ours");
     Result<CommitReply> r = port_.CommitCheckpoint(grant_.lease, c);
     if (!r.ok() && LeaseGone(r.status())) lost_ = true;
@@ -85,6 +89,10 @@ class PortReporter final : public TaskReporter {
 };
 
 }  // namespace
+
+void SaveProfile(const ProcessProfile& profile) {
+  if (Status st = profile.Save(); !st.ok()) log::Warn("the run profile was not saved: " + st.ToString());
+}
 
 Result<TaskResult> ExecutorHooks::RunGang(TaskEnv& env, const LeaseGrant& grant, TaskReporter& reporter) {
   return RunTask(env, grant, reporter);
@@ -116,6 +124,15 @@ FailureReport ReportFor(const Status& error, bool stop_on_task_error) {
 Result<ExecutorExit> RunWorkerLoop(CoordinatorPort& port, TaskEnv& env, const ExecutorOptions& options,
                                    ExecutorHooks& hooks) {
   if (options.identities.empty()) return Status::InvalidArgument("worker loop: no identity to register");
+  // The time outside tasks is the profile's "scheduling", up to however the loop ends.
+  struct ProfileAtExit {
+    ProcessProfile* p;
+    ~ProfileAtExit() {
+      if (p == nullptr) return;
+      p->Charge("scheduling");
+      SaveProfile(*p);
+    }
+  } profile_at_exit{options.profile};
   for (const WorkerIdentity& id : options.identities) RADLADS_RETURN_IF_ERROR(port.RegisterWorker(id.info));
   bool drain_asked = false;
   int consecutive_failures = 0;  // retryable task failures in a row (the backoff doubles)
@@ -170,8 +187,13 @@ Result<ExecutorExit> RunWorkerLoop(CoordinatorPort& port, TaskEnv& env, const Ex
       }
       hooks.OnStart(reply->grant->task);
       PortReporter reporter(port, hooks, *reply->grant, options.signal_drains_run);
+      if (options.profile != nullptr) options.profile->Charge("scheduling");
       Result<TaskResult> result =
           k == 0 ? RunTask(env, *reply->grant, reporter) : hooks.RunGang(env, *reply->grant, reporter);
+      if (options.profile != nullptr) {
+        options.profile->Charge(TaskTypeName(reply->grant->task.type), 1);
+        SaveProfile(*options.profile);
+      }
       if (reporter.lost()) continue;  // the coordinator gave the task to someone else
       // The task the runner ended on: the leased one, or the last segment it continued to.
       const LeaseGrant& grant = reporter.grant();

@@ -35,6 +35,7 @@
 
 #include "base/status.h"
 #include "contract/coordinator_port.h"
+#include "worker/run_profile.h"
 #include "worker/task_env.h"
 
 namespace radlads {
@@ -51,6 +52,9 @@ struct ExecutorOptions {
   std::int64_t retry_backoff_ms = 500;     // wait after a retryable failure, doubled per failure in a row
   std::int64_t retry_backoff_max_ms = 30'000;
   bool signal_drains_run = true;           // see the header comment
+  // Where the loop's time goes (worker/run_profile.h): "scheduling" outside tasks, each task's
+  // time to its type; saved after each task and when the loop ends. Null: not profiled.
+  ProcessProfile* profile = nullptr;
 };
 
 enum class ExecutorExit {
@@ -94,6 +98,9 @@ Result<ExecutorExit> RunWorkerLoop(CoordinatorPort& port, TaskEnv& env, const Ex
 
 // Deletes a lease reply's evicted segments' files under RUN/ (missing files are fine) and
 // reports each segment. IOError naming the file when one cannot be deleted.
+// ProcessProfile::Save; a failure is logged as a warning (a profile never fails a run).
+void SaveProfile(const ProcessProfile& profile);
+
 Status CarryOutEvictions(CoordinatorPort& port, const std::string& run_dir,
                          const std::vector<SegmentEviction>& evictions);
 

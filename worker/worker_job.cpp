@@ -66,7 +66,12 @@ Result<bool> WorkerJobHooks::OnIdle() {
   TaskEnv env = *env_;
   env.gang = gang_;
   GangReporter reporter(*gang_->all, nullptr, [this] { return stop_.load() != 0; });
+  if (profile_ != nullptr) profile_->Charge("scheduling");
   Result<TaskResult> r = RunTask(env, grant, reporter);
+  if (profile_ != nullptr) {
+    profile_->Charge(TaskTypeName(grant.task.type), 1);
+    SaveProfile(*profile_);
+  }
   if (!r.ok()) {
     if (r.status().code() == Status::Code::kFailedPrecondition) return false;  // the lease went
     FailGang(grant, r.status(), "rank " + std::to_string(world_.rank()));

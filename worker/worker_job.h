@@ -56,6 +56,8 @@ class WorkerJobHooks final : public ExecutorHooks {
   // Where a failed gang task is reported (Fail on the gang's lease: the error's class and
   // message) before the job is ended, so the run's failure names the cause, not the restart.
   void set_port(CoordinatorPort* port) { port_ = port; }
+  // Where a gang member's tasks are charged (the leader's go through the loop's own profile).
+  void set_profile(ProcessProfile* profile) { profile_ = profile; }
 
  private:
   Communicator& world_;
@@ -63,6 +65,7 @@ class WorkerJobHooks final : public ExecutorHooks {
   const std::atomic<int>& stop_;
   TaskEnv* env_ = nullptr;
   CoordinatorPort* port_ = nullptr;
+  ProcessProfile* profile_ = nullptr;
 
   // Reports `error` on the gang's lease (when a port is set), then ends the worker job.
   [[noreturn]] void FailGang(const LeaseGrant& grant, const Status& error, const std::string& who);

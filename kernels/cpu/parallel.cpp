@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include "base/profile.h"
+
 namespace radlads::cpu {
 namespace {
 
@@ -45,12 +47,16 @@ void ParallelFor(std::int64_t n, std::int64_t grain,
   if (n <= 0) return;
   grain = std::max<std::int64_t>(1, grain);
   std::int64_t parts = std::min<std::int64_t>(NumThreads(), (n + grain - 1) / grain);
+  // The bodies are charged to the op that called ParallelFor (base/profile.h), on any thread
+  // and whatever the thread count.
   if (parts <= 1 || omp_in_parallel()) {
+    profile::Suppress quiet;
     fn(0, n);
     return;
   }
 #pragma omp parallel for schedule(static, 1) num_threads(static_cast<int>(parts))
   for (std::int64_t p = 0; p < parts; ++p) {
+    profile::Suppress quiet;
     std::int64_t begin = n * p / parts;
     std::int64_t end = n * (p + 1) / parts;
     if (begin < end) fn(begin, end);

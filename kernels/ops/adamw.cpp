@@ -4,12 +4,14 @@
 #include <initializer_list>
 
 #include "base/check.h"
+#include "base/profile.h"
 #include "kernels/cpu/parallel.h"
 
 namespace radlads {
 
 void AdamWStep(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, std::int64_t step,
                const AdamWConfig& cfg) {
+  const profile::Scope profile_scope(profile::Family::kOptimizer);
   for (const Tensor* t : std::initializer_list<const Tensor*>{&param, &grad, &m, &v}) {
     RADLADS_CHECK(t->defined() && t->dtype() == DType::kF32 && t->device() == Device::kCpu &&
                   t->shape() == param.shape())

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "base/profile.h"
 #include "kernels/cpu/parallel.h"
 
 namespace radlads {
@@ -39,6 +40,7 @@ std::int64_t RowGrain(std::int64_t c) {
 }  // namespace
 
 double AlignLossForward(const Tensor& t, const Tensor& s, Tensor* row_dist) {
+  const profile::Scope profile_scope(profile::Family::kHeadLoss);
   CheckPair(t, s);
   const std::int64_t c = t.dim(-1);
   const std::int64_t n = c == 0 ? 0 : t.numel() / c;
@@ -66,6 +68,7 @@ double AlignLossForward(const Tensor& t, const Tensor& s, Tensor* row_dist) {
 }
 
 void AlignLossBackward(const Tensor& t, const Tensor& s, float dloss, Tensor& ds) {
+  const profile::Scope profile_scope(profile::Family::kHeadLoss);
   CheckPair(t, s);
   RADLADS_CHECK(ds.dtype() == DType::kF32 && ds.device() == Device::kCpu && ds.shape() == s.shape())
       << "AlignLossBackward: ds " << ds.DebugString() << " vs s " << ShapeToString(s.shape());

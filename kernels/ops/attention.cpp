@@ -40,7 +40,9 @@
 #include <vector>
 
 #include "base/check.h"
+#include "base/profile.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/simd.h"
 #include "kernels/cpu/vec_math.h"
 
 // `omp simd` asks for vectorisation; clang reports the loops it cannot vectorise as
@@ -205,6 +207,7 @@ inline void Axpy(i64 D, float alpha, const float* __restrict x, float* __restric
 
 void AttentionForward(const Tensor& q, const Tensor& k, const Tensor& v, float scale, Tensor& o,
                       Tensor* lse) {
+  const profile::Scope profile_scope(profile::Family::kAttention);
   const Dims s = CheckInputs(q, k, v, scale);
   CheckShape(o, q.shape(), "o");
   if (lse != nullptr) CheckShape(*lse, {s.b, s.h, s.t}, "lse");
@@ -309,6 +312,7 @@ void AttentionForward(const Tensor& q, const Tensor& k, const Tensor& v, float s
 void AttentionBackward(const Tensor& q, const Tensor& k, const Tensor& v, float scale,
                        const Tensor& o, const Tensor& lse, const Tensor& d_o, Tensor& dq,
                        Tensor& dk, Tensor& dv) {
+  const profile::Scope profile_scope(profile::Family::kAttention);
   const Dims s = CheckInputs(q, k, v, scale);
   CheckShape(o, q.shape(), "o");
   CheckShape(lse, {s.b, s.h, s.t}, "lse");

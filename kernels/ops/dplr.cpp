@@ -36,7 +36,9 @@
 #include <vector>
 
 #include "base/check.h"
+#include "base/profile.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/simd.h"
 
 namespace radlads {
 namespace {
@@ -523,6 +525,7 @@ void RecurrentBackward(const Problem& p, std::int64_t ckpt, const float* dout, c
 void DplrForward(const Tensor& r, const Tensor& g, const Tensor& k, const Tensor& v,
                  const Tensor& a, const Tensor& b, const Tensor& h0, const DplrOptions& opts,
                  Tensor& o, Tensor* hT) {
+  const profile::Scope profile_scope(profile::Family::kRecurrence);
   const Problem p = MakeProblem(r, g, k, v, a, b, h0, opts);
   CheckShape(o, {p.B, p.T, p.H, p.V}, "o");
   if (hT != nullptr) CheckShape(*hT, {p.B, p.H, p.K, p.V}, "hT");
@@ -544,6 +547,7 @@ void DplrBackward(const Tensor& r, const Tensor& g, const Tensor& k, const Tenso
                   const Tensor& a, const Tensor& b, const Tensor& h0, const Tensor& dout,
                   const Tensor& dhT, const DplrOptions& opts, Tensor& dr, Tensor& dg, Tensor& dk,
                   Tensor& dv, Tensor& da, Tensor& db, Tensor* dh0) {
+  const profile::Scope profile_scope(profile::Family::kRecurrence);
   const Problem p = MakeProblem(r, g, k, v, a, b, h0, opts);
   const Shape sk{p.B, p.T, p.H, p.K}, sv{p.B, p.T, p.H, p.V}, ss{p.B, p.H, p.K, p.V};
   CheckShape(dout, sv, "dout");

@@ -44,7 +44,9 @@
 #include <cstring>
 #include <vector>
 
+#include "base/profile.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/simd.h"
 #include "kernels/ops/gla_internal.h"
 
 namespace radlads {
@@ -330,6 +332,7 @@ gla_internal::GlaProblem MakeProblem(const Tensor& r, const Tensor& k, const Ten
 
 void GlaForward(const Tensor& r, const Tensor& k, const Tensor& v, const Tensor& g,
                 const Tensor& h0, const GlaOptions& opt, Tensor& o, Tensor* hT) {
+  const profile::Scope profile_scope(profile::Family::kRecurrence);
   gla_internal::GlaProblem p = MakeProblem(r, k, v, g, h0, opt);
   CheckShape(o, "o", {p.B, p.T, p.H, p.V});
   p.o = o.f32();
@@ -347,6 +350,7 @@ void GlaForward(const Tensor& r, const Tensor& k, const Tensor& v, const Tensor&
 void GlaBackward(const Tensor& r, const Tensor& k, const Tensor& v, const Tensor& g,
                  const Tensor& h0, const Tensor& d_o, const Tensor& dhT, const GlaOptions& opt,
                  Tensor& dr, Tensor& dk, Tensor& dv, Tensor& dg, Tensor* dh0) {
+  const profile::Scope profile_scope(profile::Family::kRecurrence);
   gla_internal::GlaProblem p = MakeProblem(r, k, v, g, h0, opt);
   CheckShape(d_o, "d_o", {p.B, p.T, p.H, p.V});
   p.d_o = d_o.f32();

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "base/profile.h"
 #include "kernels/cpu/parallel.h"
 
 namespace radlads {
@@ -36,6 +37,7 @@ auto Blocks(std::span<T> grads) {
 }  // namespace
 
 double GlobalGradNorm(std::span<const Tensor> grads) {
+  const profile::Scope profile_scope(profile::Family::kOptimizer);
   const auto blocks = Blocks(grads);
   const std::int64_t nb = static_cast<std::int64_t>(blocks.size());
   std::vector<double> sums(blocks.size(), 0.0);
@@ -58,6 +60,7 @@ double GlobalGradNorm(std::span<const Tensor> grads) {
 }
 
 void ClipGradsWithNorm(std::span<Tensor> grads, double max_norm, double total_norm) {
+  const profile::Scope profile_scope(profile::Family::kOptimizer);
   if (!std::isfinite(total_norm)) return;  // caller skips the step (see header)
   const double coef = max_norm / (total_norm + 1e-6);
   if (!(coef < 1.0)) return;  // torch multiplies by the clamped 1.0: the identity
@@ -75,6 +78,7 @@ void ClipGradsWithNorm(std::span<Tensor> grads, double max_norm, double total_no
 }
 
 double ClipGradNorm(std::span<Tensor> grads, double max_norm) {
+  const profile::Scope profile_scope(profile::Family::kOptimizer);
   const double norm = GlobalGradNorm(std::span<const Tensor>(grads.data(), grads.size()));
   ClipGradsWithNorm(grads, max_norm, norm);
   return norm;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "base/profile.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/gemm.h"
 #include "kernels/ops/head_loss_internal.h"
@@ -157,6 +158,7 @@ KlResult RunKl(const HeadArgs& h, std::int64_t chunk, const Tensor* targets,
 
 KlResult FusedKl(const Tensor& x_s, const Tensor& w_s, const Tensor& x_t, const Tensor& w_t,
                  const Tensor* targets, const HeadGrads& grads, const HeadLossOptions& opt) {
+  const profile::Scope profile_scope(profile::Family::kHeadLoss);
   const std::int64_t n = CheckHead(x_s, w_s, grads, "FusedKl");
   CheckHead(x_t, w_t, HeadGrads{}, "FusedKl (teacher)");
   const std::int64_t vc = w_s.dim(0), ct = x_t.dim(-1);
@@ -180,6 +182,7 @@ KlResult FusedKl(const Tensor& x_s, const Tensor& w_s, const Tensor& x_t, const 
 KlResult FusedKlTeacherLogits(const Tensor& x_s, const Tensor& w_s, const Tensor& z_t,
                               const Tensor* targets, const HeadGrads& grads,
                               const HeadLossOptions& opt) {
+  const profile::Scope profile_scope(profile::Family::kHeadLoss);
   const std::int64_t n = CheckHead(x_s, w_s, grads, "FusedKlTeacherLogits");
   const std::int64_t vc = w_s.dim(0);
   CheckF32Cpu(z_t, "z_t");
@@ -195,6 +198,7 @@ KlResult FusedKlTeacherLogits(const Tensor& x_s, const Tensor& w_s, const Tensor
 
 CeResult FusedCrossEntropy(const Tensor& x, const Tensor& w, const Tensor& targets,
                            const HeadGrads& grads, const HeadLossOptions& opt) {
+  const profile::Scope profile_scope(profile::Family::kHeadLoss);
   const std::int64_t n = CheckHead(x, w, grads, "FusedCrossEntropy");
   const std::int64_t vc = w.dim(0);
   CheckTargets(targets, n, vc, "FusedCrossEntropy");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "base/profile.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/gemm.h"
 #include "kernels/ops/head_loss_internal.h"
@@ -144,6 +145,7 @@ void FinishDx(Communicator& group, LocalHead& h, Tensor* dx) {
 KlResult VocabParallelKl(const Tensor& x_s, const Tensor& w_s_local, const Tensor& x_t,
                          const Tensor& w_t_local, const Tensor* targets, const HeadGrads& grads,
                          const HeadLossOptions& opt, const VocabShard& shard) {
+  const profile::Scope profile_scope(profile::Family::kHeadLoss);
   constexpr const char* kOp = "VocabParallelKl";
   const std::int64_t n = CheckHead(x_s, w_s_local, grads, kOp);
   CheckHead(x_t, w_t_local, HeadGrads{}, "VocabParallelKl (teacher)");
@@ -239,6 +241,7 @@ KlResult VocabParallelKl(const Tensor& x_s, const Tensor& w_s_local, const Tenso
 CeResult VocabParallelCrossEntropy(const Tensor& x, const Tensor& w_local, const Tensor& targets,
                                    const HeadGrads& grads, const HeadLossOptions& opt,
                                    const VocabShard& shard) {
+  const profile::Scope profile_scope(profile::Family::kHeadLoss);
   constexpr const char* kOp = "VocabParallelCrossEntropy";
   const std::int64_t n = CheckHead(x, w_local, grads, kOp);
   const std::int64_t vl = w_local.dim(0);

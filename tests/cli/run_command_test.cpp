@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -113,9 +114,50 @@ TEST_P(LocalRun, WholeProtocolEarnsEachStepAndExportsExactly) {
   testing::ScratchDir dir;
   const std::string cfg = WriteConfig(dir, GetParam());
   const RunLayout run{dir.File("run")};
+  const auto started = std::chrono::steady_clock::now();
   RunResult r = Exec(kCoord + " run " + cfg + " --run " + run.dir);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("greedy continuation"), std::string::npos) << r.out;
+
+  // The phase profile (worker/run_profile.h): every phase the run went through, each op family
+  // where it runs, and the phases of the one process adding up to its wall time.
+  {
+    EXPECT_NE(r.out.find("profile: "), std::string::npos) << r.out;
+    auto text = ReadFileToString(run.Abs(RunLayout::ProfileFile()));
+    ASSERT_TRUE(text.ok()) << text.status().ToString();
+    const auto prof = nlohmann::json::parse(*text);
+    EXPECT_EQ(prof.at("processes"), 1);
+    EXPECT_TRUE(prof.at("skipped").empty()) << *text;
+    const double run_wall = prof.at("wall_seconds").get<double>();
+    EXPECT_LE(run_wall, wall) << "measured inside the command";
+    EXPECT_GT(run_wall, 0.5 * wall) << *text;
+    std::map<std::string, nlohmann::json> phases;
+    double sum = 0;
+    for (const auto& p : prof.at("phases")) {
+      phases[p.at("phase").get<std::string>()] = p;
+      sum += p.at("seconds").get<double>();
+      double families = 0;
+      for (const auto& [fam, s] : p.at("families").items()) families += s.get<double>();
+      EXPECT_NEAR(families, p.at("seconds").get<double>(), 1e-3) << p.dump() << ": families and other add up";
+    }
+    EXPECT_LE(sum, run_wall + 1e-3) << *text;
+    EXPECT_GT(sum, 0.95 * run_wall) << *text;
+    for (const char* name : {"setup", "transfer", "cache", "align", "distill", "eval", "export", "scheduling"}) {
+      ASSERT_TRUE(phases.count(name)) << name << " missing: " << *text;
+    }
+    const auto fam = [&](const char* phase, const char* family) {
+      return phases.at(phase).at("families").at(family).get<double>();
+    };
+    for (const char* f : {"gemm", "recurrence", "head_loss", "optimizer", "scheduling"}) {
+      EXPECT_GT(fam("distill", f), 0) << f << ": " << *text;
+    }
+    EXPECT_GT(fam("align", "recurrence"), 0) << *text;
+    EXPECT_GT(fam("cache", "attention"), 0) << *text;
+    EXPECT_GT(fam("cache", "io"), 0) << *text;
+    EXPECT_GT(fam("eval", "head_loss"), 0) << *text;
+    EXPECT_EQ(phases.at("distill").at("tasks"), 1);
+  }
 
   // eval.json: step 1 lowers the KL, step 2 lowers it further.
   auto text = ReadFileToString(run.Abs(RunLayout::EvalFile()));
@@ -214,9 +256,12 @@ TEST_P(LocalRun, WholeProtocolEarnsEachStepAndExportsExactly) {
   EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0);
   EXPECT_TRUE(PathExists(run.Abs("output/model/tokenizer.json")));
 
-  // Re-running a finished run is a no-op that succeeds.
+  // Re-running a finished run is a no-op that succeeds; its own few seconds join the profile.
   RunResult again = Exec(kCoord + " run " + cfg + " --run " + run.dir);
   EXPECT_EQ(again.code, 0) << again.out;
+  auto text2 = ReadFileToString(run.Abs(RunLayout::ProfileFile()));
+  ASSERT_TRUE(text2.ok());
+  EXPECT_EQ(nlohmann::json::parse(*text2).at("processes"), 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, LocalRun, ::testing::Values("rwkv6", "rwkv7"));
