@@ -143,39 +143,19 @@ void LoadTransposed(const float* src, i64 stride, i64 n, i64 D, i64 Dp, float* d
   }
 }
 
-// The one micro-kernel: for the 4 rows r < 4 of C and W columns,
+// The one micro-kernel (kernels/cpu/simd.h MicroKernel): for the R rows of C and W columns,
 //   C[r][0..W) = (accumulate ? C[r][0..W) : 0) + sum_{k<K} A(r,k) * B[k][0..W),
 // with A(r,k) = a[r*lda + k], or a[k*lda + r] when kTransA (so P^T dO and dS^T Q need no
-// transposed copy). The 4 x W accumulators live in registers (16 zmm at W = 64); each k costs
+// transposed copy). The R x W accumulators live in registers (16 zmm at W = 64); each k costs
 // W/16 vector loads of B and 4 broadcasts for 4*W/16 FMAs. Panels are narrower without AVX-512
-// so that the accumulators still fit the 16 ymm/xmm registers.
+// (two ymm: 8 accumulators of the 16 registers, with room for the loads and broadcasts).
 constexpr i64 kRows = 4;
-#if defined(__AVX512F__)
-constexpr int kPanel = 64;
-#else
-constexpr int kPanel = 16;
-#endif
+constexpr int kPanel = cpu::kLanes == 16 ? 64 : 16;
 
 template <int W, bool kTransA, int R = kRows>
-inline void Kernel4(const float* __restrict a, i64 lda, const float* __restrict b, i64 ldb, i64 K,
-                    float* __restrict c, i64 ldc, bool accumulate) {
-  float acc[R][W];
-  for (int r = 0; r < R; ++r) {
-#pragma omp simd
-    for (int j = 0; j < W; ++j) acc[r][j] = accumulate ? c[r * ldc + j] : 0.f;
-  }
-  for (i64 k = 0; k < K; ++k) {
-    const float* bk = b + k * ldb;
-    for (int r = 0; r < R; ++r) {
-      const float x = kTransA ? a[k * lda + r] : a[r * lda + k];
-#pragma omp simd
-      for (int j = 0; j < W; ++j) acc[r][j] += x * bk[j];
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-#pragma omp simd
-    for (int j = 0; j < W; ++j) c[r * ldc + j] = acc[r][j];
-  }
+inline void Kernel4(const float* a, i64 lda, const float* b, i64 ldb, i64 K, float* c, i64 ldc, bool accumulate) {
+  static_assert(W % cpu::kLanes == 0);
+  cpu::MicroKernel<R, W / cpu::kLanes>(K, a, kTransA ? 1 : lda, kTransA ? lda : 1, b, ldb, c, ldc, accumulate);
 }
 
 // Kernel4 over N columns (a multiple of 16): kPanel-wide panels, then one of 48/32/16.

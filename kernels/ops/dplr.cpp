@@ -142,16 +142,11 @@ void LoadState(const Problem& p, std::int64_t bh, float* S) {
 // products are reduced with a vector tree instead of 15 scalar adds. Sums over rows use P
 // interleaved partial accumulators (combined in a fixed order at the end) so the FMA latency is
 // hidden. Deterministic: a fixed order of operations for a given V.
-#if defined(__AVX512F__)
-constexpr int kVL = 16;
-#else
-constexpr int kVL = 8;
-#endif
-using FVec = float __attribute__((vector_size(kVL * sizeof(float))));
+constexpr int kVL = cpu::kLanes;  // kernels/cpu/simd.h
+using cpu::FVec;
+using cpu::VLoad;
+using cpu::VStore;
 using HVec = float __attribute__((vector_size(4 * sizeof(float))));
-
-inline void VLoad(FVec& v, const float* p) { std::memcpy(&v, p, sizeof(FVec)); }
-inline void VStore(float* p, const FVec& v) { std::memcpy(p, &v, sizeof(FVec)); }
 
 // Sum of the lanes of v, in a fixed tree order: halves added down to 4 lanes, then
 // (0 + 2) + (1 + 3).

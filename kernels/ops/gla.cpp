@@ -53,39 +53,9 @@ namespace radlads {
 namespace gla_internal {
 namespace {
 
-// One SIMD register of floats as a GCC/Clang vector type (16 lanes with AVX-512, else 8: one
-// AVX register, or two SSE ones). Written with vector types because GCC's auto-vectoriser turns
-// the plain-loop version of the blocks below into shuffles (measured 4-8x slower). Vectors are
-// only moved with memcpy and never passed by value (no ABI dependence on the target flags).
-#if defined(__AVX512F__)
-constexpr int kLanes = 16;
-constexpr int kRegs = 32;
-#else
-constexpr int kLanes = 8;
-constexpr int kRegs = 16;
-#endif
-using FVec = float __attribute__((vector_size(kLanes * sizeof(float))));
-
-// One R x (kLanes*NV) block of C += A B with the accumulators in registers.
-template <int R, int NV>
-inline void Block(std::int64_t P, const float* a, std::int64_t a_rs, std::int64_t a_cs,
-                  const float* b, std::int64_t ldb, float* c, std::int64_t ldc) {
-  FVec acc[R][NV];
-  for (int i = 0; i < R; ++i) {
-    for (int v = 0; v < NV; ++v) std::memcpy(&acc[i][v], c + i * ldc + kLanes * v, sizeof(FVec));
-  }
-  for (std::int64_t p = 0; p < P; ++p) {
-    FVec bv[NV];
-    for (int v = 0; v < NV; ++v) std::memcpy(&bv[v], b + p * ldb + kLanes * v, sizeof(FVec));
-    for (int i = 0; i < R; ++i) {
-      const float ai = a[i * a_rs + p * a_cs];
-      for (int v = 0; v < NV; ++v) acc[i][v] += ai * bv[v];
-    }
-  }
-  for (int i = 0; i < R; ++i) {
-    for (int v = 0; v < NV; ++v) std::memcpy(c + i * ldc + kLanes * v, &acc[i][v], sizeof(FVec));
-  }
-}
+// The register-blocked micro-kernel and its vector width: kernels/cpu/simd.h.
+using cpu::kLanes;
+using cpu::kRegs;
 
 // One row of a column tail of width w < kLanes.
 inline void RowTail(std::int64_t w, std::int64_t P, const float* a, std::int64_t a_cs,
@@ -106,9 +76,9 @@ inline void Panel(std::int64_t M, std::int64_t P, const float* a, std::int64_t a
                   std::int64_t a_cs, const float* b, std::int64_t ldb, float* c,
                   std::int64_t ldc) {
   std::int64_t i = 0;
-  for (; i + R <= M; i += R) Block<R, NV>(P, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc);
-  for (; i + 4 <= M; i += 4) Block<4, NV>(P, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc);
-  for (; i < M; ++i) Block<1, NV>(P, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc);
+  for (; i + R <= M; i += R) cpu::MicroKernel<R, NV>(P, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, true);
+  for (; i + 4 <= M; i += 4) cpu::MicroKernel<4, NV>(P, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, true);
+  for (; i < M; ++i) cpu::MicroKernel<1, NV>(P, a + i * a_rs, a_rs, a_cs, b, ldb, c + i * ldc, ldc, true);
 }
 
 }  // namespace
