@@ -1,0 +1,152 @@
+#include "kernels/cpu/tile_gemm.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cpu/parallel.h"
+#include "kernels/cpu/simd.h"
+
+namespace radlads::cpu {
+namespace {
+
+using i64 = std::int64_t;
+
+// The register tile: kR rows x kW columns (kR * kNV accumulators, kNV loads of B and one
+// broadcast of A live beside them: 29 of 32 zmm, 15 of 16 ymm).
+constexpr int kR = 6;
+constexpr int kNV = kLanes == 16 ? 4 : 2;
+constexpr i64 kW = static_cast<i64>(kLanes) * kNV;
+// K block: one packed panel (kc x kW floats) fits 32 KiB, an L1 data cache.
+constexpr i64 kKc = std::min<i64>(256, 32 * 1024 / (kW * static_cast<i64>(sizeof(float))));
+// Row chunk: the panels of B are swept once per chunk of kChunkRows rows of A (6 KiB-12 KiB
+// of A per micro-tile row block, all of a chunk within L2).
+constexpr i64 kChunkRows = 8 * kR;
+
+// Columns [0, n) as panels: full ones of kW columns, then one tail panel of the fewest whole
+// vectors that cover the rest (so a 32-column layer does not pay for a 64-column tile).
+struct Panels {
+  i64 full = 0;     // panels of kW columns
+  int tail_nv = 0;  // vectors of the tail panel (0: none)
+  i64 count() const { return full + (tail_nv > 0 ? 1 : 0); }
+  i64 Width(i64 p) const { return p < full ? kW : static_cast<i64>(tail_nv) * kLanes; }
+};
+
+Panels PanelsFor(i64 n) {
+  Panels p;
+  p.full = n / kW;
+  p.tail_nv = static_cast<int>((n - p.full * kW + kLanes - 1) / kLanes);
+  return p;
+}
+
+// op(B)[k0 .. k0+kc) x [0 .. n) packed panel by panel: panel p (Width(p) columns) is kc
+// rows of Width(p) floats starting at p * kc * kW; columns past n are zero.
+void PackB(bool trans_b, const float* b, i64 ldb, i64 k0, i64 kc, i64 n, float* dst) {
+  const Panels panels = PanelsFor(n);
+  for (i64 p = 0; p < panels.count(); ++p) {
+    const i64 j0 = p * kW, pw = panels.Width(p), w = std::min(pw, n - j0);
+    float* d = dst + p * kc * kW;
+    for (i64 kk = 0; kk < kc; ++kk, d += pw) {
+      if (trans_b) {
+        const float* src = b + j0 * ldb + (k0 + kk);
+        for (i64 j = 0; j < w; ++j) d[j] = src[j * ldb];
+      } else {
+        const float* src = b + (k0 + kk) * ldb + j0;
+        for (i64 j = 0; j < w; ++j) d[j] = src[j];
+      }
+      for (i64 j = w; j < pw; ++j) d[j] = 0.f;
+    }
+  }
+}
+
+struct Call {
+  bool trans_a;
+  const float* a;
+  i64 lda, n, k0, kc;
+  const float* packed;
+  float* c;
+  i64 ldc;
+  float alpha;
+  bool accumulate;  // C += alpha * block product; else C = alpha * block product
+};
+
+// MicroKernelBlas<R, nv> for a run-time nv in [1, kNV].
+template <int R>
+void Kernel(int nv, i64 K, const float* a, i64 a_rs, i64 a_cs, const float* b, i64 ldb, float* c, i64 ldc,
+            float alpha, bool add) {
+  switch (nv) {
+    case 1: MicroKernelBlas<R, 1>(K, a, a_rs, a_cs, b, ldb, c, ldc, alpha, add); break;
+    case 2: MicroKernelBlas<R, 2>(K, a, a_rs, a_cs, b, ldb, c, ldc, alpha, add); break;
+    case 3:
+      if constexpr (kNV >= 3) MicroKernelBlas<R, 3>(K, a, a_rs, a_cs, b, ldb, c, ldc, alpha, add);
+      break;
+    default: MicroKernelBlas<R, kNV>(K, a, a_rs, a_cs, b, ldb, c, ldc, alpha, add); break;
+  }
+}
+
+// Rows [i0, i0 + R) of C against panel p.
+template <int R>
+void RowBlock(const Call& g, i64 i0, i64 p) {
+  const i64 a_rs = g.trans_a ? 1 : g.lda, a_cs = g.trans_a ? g.lda : 1;
+  const float* a = g.a + i0 * a_rs + g.k0 * a_cs;
+  const Panels panels = PanelsFor(g.n);
+  const i64 j0 = p * kW, pw = panels.Width(p), w = std::min(pw, g.n - j0);
+  const int nv = static_cast<int>(pw / kLanes);
+  const float* bp = g.packed + p * g.kc * kW;
+  float* c = g.c + i0 * g.ldc + j0;
+  if (w == pw) {
+    Kernel<R>(nv, g.kc, a, a_rs, a_cs, bp, pw, c, g.ldc, g.alpha, g.accumulate);
+    return;
+  }
+  // Columns that end inside a vector: through a tile as wide as the panel.
+  alignas(64) float tile[R * kW];
+  for (int r = 0; r < R; ++r) {
+    for (i64 j = 0; j < pw; ++j) tile[r * pw + j] = (g.accumulate && j < w) ? c[r * g.ldc + j] : 0.f;
+  }
+  Kernel<R>(nv, g.kc, a, a_rs, a_cs, bp, pw, tile, pw, g.alpha, g.accumulate);
+  for (int r = 0; r < R; ++r) std::copy(tile + r * pw, tile + r * pw + w, c + r * g.ldc);
+}
+
+// Rows [begin, end): full kR blocks, then 4, 2, 1.
+void Rows(const Call& g, i64 begin, i64 end) {
+  const i64 panels = PanelsFor(g.n).count();
+  for (i64 c0 = begin; c0 < end; c0 += kChunkRows) {
+    const i64 c1 = std::min(end, c0 + kChunkRows);
+    for (i64 p = 0; p < panels; ++p) {
+      i64 i = c0;
+      for (; i + kR <= c1; i += kR) RowBlock<kR>(g, i, p);
+      for (; i + 4 <= c1; i += 4) RowBlock<4>(g, i, p);
+      for (; i + 2 <= c1; i += 2) RowBlock<2>(g, i, p);
+      for (; i < c1; ++i) RowBlock<1>(g, i, p);
+    }
+  }
+}
+
+}  // namespace
+
+void TileGemm(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, float alpha, const float* a, i64 lda,
+              const float* b, i64 ldb, float beta, float* c, i64 ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (beta != 0.f && beta != 1.f) {
+    for (i64 i = 0; i < m; ++i) {
+      for (i64 j = 0; j < n; ++j) c[i * ldc + j] *= beta;
+    }
+  }
+  if (k <= 0 || alpha == 0.f) {
+    if (beta == 0.f) {
+      for (i64 i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.f);
+    }
+    return;
+  }
+  std::vector<float> packed(static_cast<std::size_t>(PanelsFor(n).count() * kKc * kW));
+  // Row ranges in whole micro-tile blocks, so that the split never changes which kernel
+  // computes a row (the result does not depend on the thread count anyway).
+  const i64 blocks = (m + kR - 1) / kR;
+  for (i64 k0 = 0; k0 < k; k0 += kKc) {
+    const i64 kc = std::min(kKc, k - k0);
+    PackB(trans_b, b, ldb, k0, kc, n, packed.data());
+    const Call g{trans_a, a, lda, n, k0, kc, packed.data(), c, ldc, alpha, k0 > 0 || beta != 0.f};
+    ParallelFor(blocks, 4, [&](i64 bb, i64 be) { Rows(g, bb * kR, std::min(m, be * kR)); });
+  }
+}
+
+}  // namespace radlads::cpu
