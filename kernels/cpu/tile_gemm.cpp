@@ -137,7 +137,11 @@ void TileGemm(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, float alpha, cons
     }
     return;
   }
-  std::vector<float> packed(static_cast<std::size_t>(PanelsFor(n).count() * kKc * kW));
+  // The packed panels: one buffer per thread (Gemm may run inside another op's parallel body),
+  // grown when needed and never cleared (every element read is written by PackB first).
+  thread_local std::vector<float> packed;
+  const auto need = static_cast<std::size_t>(PanelsFor(n).count() * kKc * kW);
+  if (packed.size() < need) packed.resize(need);
   // Row ranges in whole micro-tile blocks, so that the split never changes which kernel
   // computes a row (the result does not depend on the thread count anyway).
   const i64 blocks = (m + kR - 1) / kR;

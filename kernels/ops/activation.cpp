@@ -95,12 +95,32 @@ void SwiGluBackward(const Tensor& g, const Tensor& u, const Tensor& dy, Tensor* 
   const float* dyp = dy.f32();
   float* dgp = dg != nullptr ? dg->f32() : nullptr;
   float* dup = du != nullptr ? du->f32() : nullptr;
+  // One loop per combination, so that each vectorises (a null check inside the loop kept GCC
+  // from vectorising it at all: scalar sigmoids, 5% of a distill step).
   cpu::ParallelFor(g.numel(), kGrain, [&](std::int64_t i0, std::int64_t i1) {
+    const float* __restrict x = gp;
+    const float* __restrict v = up;
+    const float* __restrict d = dyp;
+    if (dgp != nullptr && dup != nullptr) {
+      float* __restrict a = dgp;
+      float* __restrict b = dup;
 #pragma omp simd
-    for (std::int64_t i = i0; i < i1; ++i) {
-      const float s = SigmoidScalar(gp[i]);
-      if (dgp != nullptr) dgp[i] += dyp[i] * up[i] * (s * (1.0f + gp[i] * (1.0f - s)));
-      if (dup != nullptr) dup[i] += dyp[i] * (gp[i] * s);
+      for (std::int64_t i = i0; i < i1; ++i) {
+        const float s = SigmoidScalar(x[i]);
+        a[i] += d[i] * v[i] * (s * (1.0f + x[i] * (1.0f - s)));
+        b[i] += d[i] * (x[i] * s);
+      }
+    } else if (dgp != nullptr) {
+      float* __restrict a = dgp;
+#pragma omp simd
+      for (std::int64_t i = i0; i < i1; ++i) {
+        const float s = SigmoidScalar(x[i]);
+        a[i] += d[i] * v[i] * (s * (1.0f + x[i] * (1.0f - s)));
+      }
+    } else if (dup != nullptr) {
+      float* __restrict b = dup;
+#pragma omp simd
+      for (std::int64_t i = i0; i < i1; ++i) b[i] += d[i] * (x[i] * SigmoidScalar(x[i]));
     }
   });
 }
