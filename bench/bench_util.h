@@ -125,6 +125,14 @@ inline std::string LoadAvg() {
   return a + " " + b + " " + c;
 }
 
+// The median of v (the mean of the two middle values for an even count; 0 when empty).
+inline double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 struct Timing {
   std::vector<double> samples;
   double median = 0, min = 0;
@@ -141,12 +149,9 @@ Timing Time(int warmup, int iters, Fn&& fn) {
     const auto t1 = std::chrono::steady_clock::now();
     t.samples.push_back(std::chrono::duration<double>(t1 - t0).count());
   }
-  std::vector<double> s = t.samples;
-  std::sort(s.begin(), s.end());
-  if (!s.empty()) {
-    t.min = s.front();
-    const std::size_t n = s.size();
-    t.median = n % 2 == 1 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+  if (!t.samples.empty()) {
+    t.min = *std::min_element(t.samples.begin(), t.samples.end());
+    t.median = Median(t.samples);
   }
   return t;
 }
@@ -169,6 +174,12 @@ class Json {
     for (std::size_t i = 0; i < v.size(); ++i) o << (i ? ", " : "") << v[i];
     o << "]";
     return Raw(k, o.str());
+  }
+  // An array of objects, each already built (Json::str()).
+  Json& Objects(const std::string& k, const std::vector<std::string>& objects) {
+    std::string v = "[";
+    for (std::size_t i = 0; i < objects.size(); ++i) v += (i ? ", " : "") + objects[i];
+    return Raw(k, v + "]");
   }
   std::string str() const { return "{" + body_ + "}"; }
 

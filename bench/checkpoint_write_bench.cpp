@@ -23,12 +23,6 @@
 namespace radlads {
 namespace {
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n == 0 ? 0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 int Main(int argc, char** argv) {
   bench::Args a(argc, argv, {"dir", "mib", "iters", "tensors"}, {"smoke"});
   const bool smoke = a.Has("smoke");
@@ -82,9 +76,9 @@ int Main(int argc, char** argv) {
       .Int("iters", iters)
       .Nums("ours_mb_s", ours)
       .Nums("dd_mb_s", dd)
-      .Num("ours_median_mb_s", Median(ours))
-      .Num("dd_median_mb_s", Median(dd))
-      .Num("ratio", Median(dd) > 0 ? Median(ours) / Median(dd) : 0.0)
+      .Num("ours_median_mb_s", bench::Median(ours))
+      .Num("dd_median_mb_s", bench::Median(dd))
+      .Num("ratio", bench::Median(dd) > 0 ? bench::Median(ours) / bench::Median(dd) : 0.0)
       .Str("load", bench::LoadAvg());
   std::printf("%s\n", j.str().c_str());
   return 0;

@@ -3,7 +3,7 @@
 // gradient (dY^T X), at the widths of the tiny model and of Qwen2.5-0.5B. Both run on the same
 // inputs with the same thread count, interleaved call by call; each row prints the medians,
 // the ratio (OpenBLAS time / ours: > 1 means ours is faster) and the largest difference between
-// the two results relative to sum |a||b| (a check that both computed the same product).
+// the two results divided by K (a check that both computed the same product).
 //   build/release/bench/gemm_bench [--threads 2] [--iters 30] [--tokens 1024] [--smoke]
 // The last line is one JSON object with every row.
 #include <algorithm>
@@ -26,11 +26,6 @@ struct Shape {
   bool ta, tb;
   std::int64_t m, n, k;
 };
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 int Main(int argc, char** argv) {
   std::vector<std::string> keys = bench::CommonKeys();
@@ -57,7 +52,7 @@ int Main(int argc, char** argv) {
   std::normal_distribution<float> nd(0.f, 1.f);
   std::printf("%-12s %6s %6s %6s %10s %10s %7s %9s\n", "gemm", "M", "N", "K", "ours ms", "oblas ms", "ratio",
               "rel diff");
-  std::string json = "{\"bench\": \"gemm\", \"threads\": " + std::to_string(cpu::NumThreads()) + ", \"rows\": [";
+  std::vector<std::string> rows;
   double log_sum = 0;
   for (std::size_t s = 0; s < shapes.size(); ++s) {
     const Shape& sh = shapes[s];
@@ -67,39 +62,60 @@ int Main(int argc, char** argv) {
     for (auto& x : B) x = nd(rng);
     std::vector<float> c1(static_cast<std::size_t>(sh.m * sh.n)), c2(c1.size());
     std::vector<double> t1, t2;
-    for (std::int64_t it = 0; it < iters + 2; ++it) {
-      auto t0 = std::chrono::steady_clock::now();
+    auto timed = [](auto&& fn) {
+      const auto t0 = std::chrono::steady_clock::now();
+      fn();
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    auto ours_call = [&] {
       cpu::TileGemm(sh.ta, sh.tb, sh.m, sh.n, sh.k, 1.f, A.data(), lda, B.data(), ldb, 0.f, c1.data(), sh.n);
-      auto t1p = std::chrono::steady_clock::now();
+    };
+    auto peer_call = [&] {
       GemmOpenBlas(sh.ta, sh.tb, sh.m, sh.n, sh.k, 1.f, A.data(), lda, B.data(), ldb, 0.f, c2.data(), sh.n);
-      auto t2p = std::chrono::steady_clock::now();
-      if (it >= 2) {  // two warm-up calls
-        t1.push_back(std::chrono::duration<double>(t1p - t0).count());
-        t2.push_back(std::chrono::duration<double>(t2p - t1p).count());
+    };
+    for (std::int64_t it = 0; it < iters + 2; ++it) {  // alternating which side goes first
+      double a1, a2;
+      if (it % 2 == 0) {
+        a1 = timed(ours_call);
+        a2 = timed(peer_call);
+      } else {
+        a2 = timed(peer_call);
+        a1 = timed(ours_call);
+      }
+      if (it >= 2) {  // two warm-up calls each
+        t1.push_back(a1);
+        t2.push_back(a2);
       }
     }
-    // |c1 - c2| relative to sqrt(K) (the typical magnitude of sum |a||b| for unit normals is K;
-    // fp32 rounding grows like sqrt(K) eps * that).
+    // The largest |c1 - c2| divided by K, the size of sum_k |a b| for unit normals (up to 2/pi).
     double diff = 0;
     for (std::size_t i = 0; i < c1.size(); ++i) diff = std::max(diff, static_cast<double>(std::fabs(c1[i] - c2[i])));
     diff /= static_cast<double>(sh.k);
-    const double ours = Median(t1), peer = Median(t2), ratio = peer / ours;
+    const double ours = bench::Median(t1), peer = bench::Median(t2), ratio = peer / ours;
     log_sum += std::log(ratio);
     std::printf("%-12s %6lld %6lld %6lld %10.3f %10.3f %6.2fx %9.1e\n", sh.what, static_cast<long long>(sh.m),
                 static_cast<long long>(sh.n), static_cast<long long>(sh.k), ours * 1e3, peer * 1e3, ratio, diff);
-    char row[256];
-    std::snprintf(row, sizeof row,
-                  "%s{\"gemm\": \"%s\", \"m\": %lld, \"n\": %lld, \"k\": %lld, \"ours_s\": %.6g, \"openblas_s\": %.6g, "
-                  "\"ratio\": %.4g, \"rel_diff\": %.3g}",
-                  s ? ", " : "", sh.what, static_cast<long long>(sh.m), static_cast<long long>(sh.n),
-                  static_cast<long long>(sh.k), ours, peer, ratio, diff);
-    json += row;
+    rows.push_back(bench::Json()
+                       .Str("gemm", sh.what)
+                       .Int("m", sh.m)
+                       .Int("n", sh.n)
+                       .Int("k", sh.k)
+                       .Num("ours_s", ours)
+                       .Num("openblas_s", peer)
+                       .Num("ratio", ratio)
+                       .Num("rel_diff", diff)
+                       .str());
   }
   const double geo = std::exp(log_sum / static_cast<double>(shapes.size()));
   std::printf("geometric mean ratio (OpenBLAS time / ours): %.2fx\n", geo);
-  char tail[96];
-  std::snprintf(tail, sizeof tail, "], \"geomean_ratio\": %.4g}", geo);
-  std::printf("%s%s\n", json.c_str(), tail);
+  std::printf("%s\n", bench::Json()
+                         .Str("bench", "gemm")
+                         .Int("threads", cpu::NumThreads())
+                         .Objects("rows", rows)
+                         .Num("geomean_ratio", geo)
+                         .Str("load", bench::LoadAvg())
+                         .str()
+                         .c_str());
   return 0;
 }
 

@@ -43,6 +43,27 @@ ROWS = [
 ]
 
 
+# What limits both sides to AVX2 on an AVX-512 machine: OpenBLAS's run-time kernel choice,
+# PyTorch's ATen dispatch, MKL and oneDNN. (Our own code: a build for -march=x86-64-v3.)
+AVX2_ENV = {
+    "OPENBLAS_CORETYPE": "Haswell",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "DNNL_MAX_CPU_ISA": "AVX2",
+}
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return "unknown CPU"
+    model = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), "unknown CPU")
+    flags = next((l for l in info.splitlines() if l.startswith("flags")), "")
+    return model + (" (AVX-512)" if " avx512f" in flags else " (AVX2, no AVX-512)")
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -89,6 +110,9 @@ def main():
                     help="another build directory (e.g. of the previous commit): its programs run "
                          "interleaved too and the table gets a 'before' column")
     ap.add_argument("--quick", action="store_true", help="1 round, 3 iterations")
+    ap.add_argument("--isa", choices=["native", "avx2"], default="native",
+                    help="avx2: both sides limited to AVX2 on an AVX-512 host (OpenBLAS Haswell kernels, "
+                         "PyTorch/MKL/oneDNN at AVX2); pair it with a build for -march=x86-64-v3")
     ap.add_argument("--no-compile", action="store_true",
                     help="eager PyTorch only (leave the torch.compile candidates out)")
     args = ap.parse_args()
@@ -96,6 +120,8 @@ def main():
         args.rounds, args.iters = 1, 3
     env = dict(os.environ, OMP_WAIT_POLICY="passive")
     env.pop("OMP_NUM_THREADS", None)
+    if args.isa == "avx2":
+        env.update(AVX2_ENV)
     wanted = set(args.rows.split(","))
     rows = [r for r in ROWS if r[0] in wanted and args.shapes in r[5]]
     start_load = loadavg()
@@ -167,6 +193,9 @@ def main():
     print(f"# {started}, {os.uname().nodename}, {os.cpu_count()} cores, threads={args.threads}, "
           f"rounds={args.rounds} x iters={args.iters} (warmup {args.warmup}), OMP_WAIT_POLICY=passive")
     print(f"# load average at start {start_load}, at end {end_load}")
+    print(f"# CPU: {cpu_model()}; instruction set: {args.isa}"
+          + (" (" + ", ".join(f"{k}={v}" for k, v in AVX2_ENV.items()) + ")" if args.isa == "avx2" else "")
+          + f"; ours: {args.build}")
     before = bool(args.baseline)
     print(f"{'row':26s} {'shape':14s} {'ours tok/s':>11s} {'torch tok/s':>12s} {'ratio':>7s} {'best':>6s}  "
           + (f"{'before tok/s':>12s} {'before ratio':>12s}  " if before else "")
