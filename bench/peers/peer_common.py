@@ -56,6 +56,21 @@ def time_fn(fn, warmup, iters):
     return samples
 
 
+def agreeing(candidates, checks, reference, rel_tol=1e-4):
+    """The candidates whose check value is within rel_tol of the reference candidate's: one that
+    computes something else (seen: inductor under ATEN_CPU_CAPABILITY=avx2 on an AVX-512 host)
+    must never be timed as the peer. Each one left out is named on stderr."""
+    ref = checks[reference]
+    kept = {}
+    for name, fn in candidates.items():
+        if abs(checks[name] - ref) <= rel_tol * max(abs(ref), 1e-30):
+            kept[name] = fn
+        else:
+            print(f"peer: {name} left out: check {checks[name]!r} differs from {reference}'s {ref!r}",
+                  file=sys.stderr, flush=True)
+    return kept
+
+
 def pick_fastest(candidates, warmup, probe_iters=3):
     """candidates: {name: fn}. Runs each `warmup` times, then `probe_iters` timed, interleaved;
     returns (best name, {name: min probe seconds}). The minimum, not the median: on a shared

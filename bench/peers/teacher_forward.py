@@ -161,6 +161,7 @@ def main():
     with torch.inference_mode():
         checks = {name: fn(ids).abs().mean().item() for name, fn in cands.items()}  # also compiles
         if a.impl == "auto":
+            cands = pc.agreeing(cands, checks, "sdpa")  # the plain eager formulation is the reference
             impl, probes = pc.pick_fastest({n: (lambda f=f: f(ids)) for n, f in cands.items()}, a.warmup)
         else:
             impl, probes = a.impl, {}
