@@ -47,6 +47,11 @@ function(radlads_target_defaults target)
   get_target_property(_type ${target} TYPE)
   target_compile_options(${target} PRIVATE
       $<$<COMPILE_LANGUAGE:CXX>:${RADLADS_CXX_WARNINGS}>)
+  # No code of ours relies on floating-point traps. With trapping math (GCC's default) a select
+  # between computed values cannot be if-converted without AVX-512 masks, so on AVX2 every loop
+  # over our vectorised exp/expm1/log (sigmoid, SiLU, softplus, the decays) stayed scalar.
+  # Values are unchanged: this allows no reassociation and no change of rounding.
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fno-trapping-math>)
   if(RADLADS_NATIVE AND NOT RADLADS_SANITIZE)
     target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-march=native>)
   endif()
