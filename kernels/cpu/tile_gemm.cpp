@@ -40,8 +40,7 @@ Panels PanelsFor(i64 n) {
 
 // op(B)[k0 .. k0+kc) x [0 .. n) packed panel by panel: panel p (Width(p) columns) is kc
 // rows of Width(p) floats starting at p * kc * kW; columns past n are zero.
-void PackB(bool trans_b, const float* b, i64 ldb, i64 k0, i64 kc, i64 n, float* dst) {
-  const Panels panels = PanelsFor(n);
+void PackB(bool trans_b, const float* b, i64 ldb, i64 k0, i64 kc, i64 n, const Panels& panels, float* dst) {
   for (i64 p = 0; p < panels.count(); ++p) {
     const i64 j0 = p * kW, pw = panels.Width(p), w = std::min(pw, n - j0);
     float* d = dst + p * kc * kW;
@@ -63,6 +62,7 @@ struct Call {
   const float* a;
   i64 lda, n, k0, kc;
   const float* packed;
+  Panels panels;  // of n, computed once per call
   float* c;
   i64 ldc;
   float alpha;
@@ -88,8 +88,7 @@ template <int R>
 void RowBlock(const Call& g, i64 i0, i64 p) {
   const i64 a_rs = g.trans_a ? 1 : g.lda, a_cs = g.trans_a ? g.lda : 1;
   const float* a = g.a + i0 * a_rs + g.k0 * a_cs;
-  const Panels panels = PanelsFor(g.n);
-  const i64 j0 = p * kW, pw = panels.Width(p), w = std::min(pw, g.n - j0);
+  const i64 j0 = p * kW, pw = g.panels.Width(p), w = std::min(pw, g.n - j0);
   const int nv = static_cast<int>(pw / kLanes);
   const float* bp = g.packed + p * g.kc * kW;
   float* c = g.c + i0 * g.ldc + j0;
@@ -108,7 +107,7 @@ void RowBlock(const Call& g, i64 i0, i64 p) {
 
 // Rows [begin, end): full kR blocks, then 4, 2, 1.
 void Rows(const Call& g, i64 begin, i64 end) {
-  const i64 panels = PanelsFor(g.n).count();
+  const i64 panels = g.panels.count();
   for (i64 c0 = begin; c0 < end; c0 += kChunkRows) {
     const i64 c1 = std::min(end, c0 + kChunkRows);
     for (i64 p = 0; p < panels; ++p) {
@@ -140,15 +139,16 @@ void TileGemm(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, float alpha, cons
   // The packed panels: one buffer per thread (Gemm may run inside another op's parallel body),
   // grown when needed and never cleared (every element read is written by PackB first).
   thread_local std::vector<float> packed;
-  const auto need = static_cast<std::size_t>(PanelsFor(n).count() * kKc * kW);
+  const Panels panels = PanelsFor(n);
+  const auto need = static_cast<std::size_t>(panels.count() * kKc * kW);
   if (packed.size() < need) packed.resize(need);
   // Row ranges in whole micro-tile blocks, so that the split never changes which kernel
   // computes a row (the result does not depend on the thread count anyway).
   const i64 blocks = (m + kR - 1) / kR;
   for (i64 k0 = 0; k0 < k; k0 += kKc) {
     const i64 kc = std::min(kKc, k - k0);
-    PackB(trans_b, b, ldb, k0, kc, n, packed.data());
-    const Call g{trans_a, a, lda, n, k0, kc, packed.data(), c, ldc, alpha, k0 > 0 || beta != 0.f};
+    PackB(trans_b, b, ldb, k0, kc, n, panels, packed.data());
+    const Call g{trans_a, a, lda, n, k0, kc, packed.data(), panels, c, ldc, alpha, k0 > 0 || beta != 0.f};
     ParallelFor(blocks, 4, [&](i64 bb, i64 be) { Rows(g, bb * kR, std::min(m, be * kR)); });
   }
 }
