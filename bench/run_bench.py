@@ -5,8 +5,9 @@ program dumps them, the peer loads them), the same thread count, OMP_WAIT_POLICY
 both, interleaved round by round (ours, torch, torch, ours, ...), and prints the table:
 
   row, shape, ours tok/s, torch tok/s, ratio (ours / torch), the peer chosen, and whether both
-  computed the same thing (`check`: teacher mean |hidden|; align steps the loss before and after
-  one step — this validates forward, backward and AdamW of the peer against ours).
+  computed the same thing (`check`: teacher mean |hidden|; align, distill and finetune steps the
+  loss before and after one step — this validates forward, backward and AdamW of the peer
+  against ours; the evaluation pass its KL, the teacher's CE and the top-1 agreement).
 
 tok/s = tokens per step / median step time over all rounds. `ratio` is the median of the
 per-round ratios (each round's two runs are adjacent in time, so this is robust to the load
@@ -15,7 +16,8 @@ machine); `best` is the ratio of the two sides' fastest steps (the least disturb
 The load average is printed at the start and the end: the machine is shared, so compare
 ratios, not absolute numbers.
 
-  python3 bench/run_bench.py [--build build/bench] [--rows teacher,rwkv6,rwkv7] [--rounds 3]
+  python3 bench/run_bench.py [--build build/bench] [--rows teacher,rwkv6,rwkv7,distill,eval,finetune]
+                             [--rounds 3]
                              [--iters 5] [--warmup 2] [--threads 2] [--python tools/.venv/bin/python]
                              [--json results.json] [--extra-ours "--chunk 0"] [--quick]
 """
@@ -40,7 +42,15 @@ ROWS = [
     ("rwkv6", "align step rad-rwkv6", "bench_align_step", ["--arch", "rwkv6"], (4, 256), "B4 T256 C128"),
     ("rwkv7", "align step rad-rwkv7", "bench_align_step", ["--arch", "rwkv7"], (8, 128), "B8 T128 C128"),
     ("rwkv7", "align step rad-rwkv7", "bench_align_step", ["--arch", "rwkv7"], (4, 256), "B4 T256 C128"),
+    # The whole tiny student (bench_lm_step): step 2, the evaluation pass, step 3 at 4x the context.
+    ("distill", "distill step rad-rwkv6", "bench_lm_step", ["--stage", "distill", "--arch", "rwkv6"], (8, 256), "B8 T256"),
+    ("distill", "distill step rad-rwkv7", "bench_lm_step", ["--stage", "distill", "--arch", "rwkv7"], (8, 256), "B8 T256"),
+    ("eval", "eval pass rad-rwkv6", "bench_lm_step", ["--stage", "eval", "--arch", "rwkv6"], (8, 256), "B8 T256"),
+    ("eval", "eval pass rad-rwkv7", "bench_lm_step", ["--stage", "eval", "--arch", "rwkv7"], (8, 256), "B8 T256"),
+    ("finetune", "finetune step rad-rwkv6", "bench_lm_step", ["--stage", "finetune", "--arch", "rwkv6"], (2, 1024), "B2 T1024"),
+    ("finetune", "finetune step rad-rwkv7", "bench_lm_step", ["--stage", "finetune", "--arch", "rwkv7"], (2, 1024), "B2 T1024"),
 ]
+LM_ROWS = ("distill", "eval", "finetune")
 
 
 # What limits both sides to AVX2 on an AVX-512 machine: OpenBLAS's run-time kernel choice,
@@ -87,6 +97,8 @@ def peer_cmd(args, row, B, T, load_dir, fixed):
         common += ["--compile", "off"]
     if name == "teacher":
         return py + [os.path.join(HERE, "peers", "teacher_forward.py")] + common + fixed
+    if name in LM_ROWS:
+        return py + [os.path.join(HERE, "peers", "lm_step.py")] + row[3] + common + fixed
     return py + [os.path.join(HERE, "peers", "align_step.py"), "--arch", name] + common + fixed
 
 
@@ -94,10 +106,26 @@ def close(a, b, tol):
     return abs(a - b) <= tol * max(abs(a), abs(b), 1e-30)
 
 
+def same_checks(ours, torch_res):
+    """Every check value ours printed (check, check_after, check_teacher_ce, ...) against the
+    peer's: within 1e-4 relative; a top-1 agreement (a count of argmax ties broken by
+    rounding) within 2 positions."""
+    keys = [k for k, v in ours.items() if k.startswith("check") and isinstance(v, (int, float))]
+    for k in keys:
+        if k not in torch_res:
+            return False
+        if "top1" in k:
+            if abs(ours[k] - torch_res[k]) * ours["tokens"] > 2:
+                return False
+        elif not close(ours[k], torch_res[k], 1e-4):
+            return False
+    return True
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build", "bench"))
-    ap.add_argument("--rows", default="teacher,rwkv6,rwkv7")
+    ap.add_argument("--rows", default="teacher,rwkv6,rwkv7,distill,eval,finetune")
     ap.add_argument("--shapes", default="", help="only rows whose label contains this, e.g. B8")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iters", type=int, default=5)
@@ -149,6 +177,9 @@ def main():
                 if not fixed:  # later rounds reuse the candidate the first peer run picked
                     if name == "teacher":
                         fixed.extend(["--impl", res["impl"].split(":")[1]])
+                    elif name in LM_ROWS:
+                        fixed.extend(["--chunk", str(res["chunk"]), "--compile", "on" if res["compiled"] else "off"]
+                                     + (["--adamw", res["adamw"]] if name != "eval" else []))
                     else:
                         fixed.extend(["--chunk", str(res["chunk"]), "--adamw", res["adamw"],
                                       "--compile", "on" if res["compiled"] else "off"])
@@ -173,9 +204,7 @@ def main():
             # Per-round ratios: pair each peer run with the neighbouring run of ours.
             ratios = [t["median_s"] / o["median_s"] for o, t in zip(o_res, t_res)]
             ratio = statistics.median(ratios)
-            ok = close(first["check"], t_res[0]["check"], 1e-4)
-            if "check_after" in first:
-                ok = ok and close(first["check_after"], t_res[0]["check_after"], 1e-4)
+            ok = same_checks(first, t_res[0])
             entry = dict(row=kind, shape=label, ours_tok_s=tokens / o_med, torch_tok_s=tokens / t_med,
                          ratio=ratio, ratios=ratios, ratio_best=min(t_s) / min(o_s), peer=t_res[0]["impl"], ours_impl=first.get("chunk"),
                          check_ours=first["check"], check_torch=t_res[0]["check"], same=ok,

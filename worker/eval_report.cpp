@@ -12,6 +12,21 @@
 
 namespace radlads {
 
+HeldoutBatchSums EvaluateHeldoutBatch(DecoderModel& teacher, const std::vector<DecoderModel*>& students,
+                                      const LmBatch& batch) {
+  HeldoutBatchSums out;
+  Tensor th = teacher.Forward(batch.inputs, {});
+  const CeResult tc = FusedCrossEntropy(th, teacher.head_weight(), batch.targets, HeadGrads{});
+  out.teacher_ce = tc.loss_sum;
+  out.count = tc.count;
+  for (DecoderModel* student : students) {
+    Tensor sh = student->Forward(batch.inputs, {});
+    const KlResult r = FusedKl(sh, student->head_weight(), th, teacher.head_weight(), &batch.targets, HeadGrads{});
+    out.students.push_back({r.ce_sum, r.kl_sum, r.top1_agree});
+  }
+  return out;
+}
+
 Result<HeldoutComparison> CompareOnHeldout(DecoderModel& teacher, const std::vector<DecoderModel*>& students,
                                            const TokenDataset& heldout, std::int64_t seq_len,
                                            std::int64_t batch, std::int64_t max_tokens,
@@ -22,25 +37,18 @@ Result<HeldoutComparison> CompareOnHeldout(DecoderModel& teacher, const std::vec
   std::int64_t windows = static_cast<std::int64_t>(sampler.slot_count());
   if (max_tokens > 0) windows = std::min(windows, std::max<std::int64_t>(1, max_tokens / seq_len));
   double teacher_ce = 0;
-  struct Sums {
-    double ce = 0, kl = 0;
-    std::int64_t agree = 0;
-  };
-  std::vector<Sums> sums(students.size());
+  std::vector<HeldoutBatchSums::Student> sums(students.size());
   std::int64_t count = 0;
   for (std::int64_t w = 0; w < windows; w += batch) {
     const std::int64_t b = std::min(batch, windows - w);
     RADLADS_ASSIGN_OR_RETURN(LmBatch lb, ReadLmBatch(heldout, sampler, static_cast<std::uint64_t>(w), b));
-    Tensor th = teacher.Forward(lb.inputs, {});
-    CeResult tc = FusedCrossEntropy(th, teacher.head_weight(), lb.targets, HeadGrads{});
-    teacher_ce += tc.loss_sum;
-    count += tc.count;
+    const HeldoutBatchSums bs = EvaluateHeldoutBatch(teacher, students, lb);
+    teacher_ce += bs.teacher_ce;
+    count += bs.count;
     for (std::size_t i = 0; i < students.size(); ++i) {
-      Tensor sh = students[i]->Forward(lb.inputs, {});
-      KlResult r = FusedKl(sh, students[i]->head_weight(), th, teacher.head_weight(), &lb.targets, HeadGrads{});
-      sums[i].ce += r.ce_sum;
-      sums[i].kl += r.kl_sum;
-      sums[i].agree += r.top1_agree;
+      sums[i].ce += bs.students[i].ce;
+      sums[i].kl += bs.students[i].kl;
+      sums[i].agree += bs.students[i].agree;
     }
     if (progress) progress((w + b) * seq_len, windows * seq_len);
   }

@@ -10,6 +10,7 @@
 
 #include "base/status.h"
 #include "pipeline/decoder.h"
+#include "pipeline/lm_batch.h"
 #include "storage/token_dataset.h"
 
 namespace radlads {
@@ -25,6 +26,21 @@ struct HeldoutComparison {
   std::vector<HeldoutMetrics> students;
   std::int64_t tokens = 0;  // positions evaluated
 };
+
+// The sums of one batch of windows: the teacher's CE over the positions with a target, and per
+// student its CE, KL(teacher || student) and top-1 agreements. The teacher runs once; every
+// student reads its hidden states. (What CompareOnHeldout adds up; bench_lm_step times it.)
+struct HeldoutBatchSums {
+  double teacher_ce = 0.0;
+  std::int64_t count = 0;  // positions with a target
+  struct Student {
+    double ce = 0.0, kl = 0.0;
+    std::int64_t agree = 0;
+  };
+  std::vector<Student> students;
+};
+HeldoutBatchSums EvaluateHeldoutBatch(DecoderModel& teacher, const std::vector<DecoderModel*>& students,
+                                      const LmBatch& batch);
 
 // Runs the teacher once per batch and every student on the same windows of seq_len + 1 tokens
 // (each window predicts seq_len tokens), at most max_tokens positions (0 = all).

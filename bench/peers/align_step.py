@@ -163,6 +163,9 @@ class Rwkv6:
         self.r_ts = p["time_maa_w1"].shape[1] // 5
         self.maa = None
 
+    def mix(self, x, v_first):
+        return self.forward(x, v_first), v_first
+
     def forward(self, x, v_first):
         p, C, H, KV, N = self.p, self.C, self.H, self.KV, self.N
         B, T, _ = x.shape
@@ -186,7 +189,7 @@ class Rwkv6:
 
 
 class Rwkv7:
-    """Released RAD-RWKV7 settings: RoPE, LoRA gate, balance_state, no GroupNorm; layer >= 1."""
+    """Released RAD-RWKV7 settings: RoPE, LoRA gate, balance_state, no GroupNorm."""
 
     def __init__(self, p, dims, L, theta, recurrence):
         self.p, self.L, self.theta, self.rec = p, L, theta, recurrence
@@ -194,6 +197,11 @@ class Rwkv7:
         self.tables = {}
 
     def forward(self, x, v_first):
+        return self.mix(x, v_first)[0]
+
+    def mix(self, x, v_first):
+        """(output, v_first for the later layers): layer 0 (v_first None) uses its own value
+        and passes it on; later layers mix it in."""
         p, C, H, KV, N = self.p, self.C, self.H, self.KV, self.N
         B, T, _ = x.shape
         if T not in self.tables:
@@ -208,13 +216,17 @@ class Rwkv7:
         w_raw = torch.addmm(p["w0"].view(1, -1), torch.tanh(x2 @ p["w1"]), p["w2"])
         logw = (-math.exp(-0.5) * torch.sigmoid(w_raw)).view(B, T, H, N)
         a = torch.sigmoid(torch.addmm(p["a0"].view(1, -1), x2 @ p["a1"], p["a2"])).view(B, T, H, N)
-        nu = torch.sigmoid(torch.addmm(p["v0"].view(1, -1), x2 @ p["v1"], p["v2"])).view(B, T, H, N)
-        v = torch.lerp(vp, v_first.view(B, T, H, N), nu)
+        if v_first is None:
+            v = vp
+            v_first = vp.reshape(B, T, H * N)
+        else:
+            nu = torch.sigmoid(torch.addmm(p["v0"].view(1, -1), x2 @ p["v1"], p["v2"])).view(B, T, H, N)
+            v = torch.lerp(vp, v_first.view(B, T, H, N), nu)
         g = torch.sigmoid(x2 @ p["g1"]) @ p["g2"]
         kappa = F.normalize(k, dim=-1, eps=1e-12)
         ktil = k * (1.0 - torch.exp(logw) + a)
         o = self.rec(r, logw, ktil, v, -kappa, kappa * a, N ** -0.5, self.L).reshape(B * T, H * N)
-        return F.linear(o * g, p["o_proj.weight"]).view(B, T, C)
+        return F.linear(o * g, p["o_proj.weight"]).view(B, T, C), v_first
 
 
 def align_loss(y, target):
