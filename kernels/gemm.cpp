@@ -48,7 +48,9 @@ void Gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
   RADLADS_CHECK(lda >= (trans_a ? m : k) && ldb >= (trans_b ? k : n) && ldc >= n)
       << "Gemm strides: m=" << m << " n=" << n << " k=" << k << " lda=" << lda << " ldb=" << ldb
       << " ldc=" << ldc;
-  if (UseTileGemm(m, n, k)) {
+  // Inside a ParallelFor body OpenBLAS is not called: its thread count is process-global state
+  // that calls from two threads at once would race on, and the body already has its core.
+  if (UseTileGemm(m, n, k) || cpu::InParallelFor()) {
     cpu::TileGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   } else {
     GemmOpenBlas(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

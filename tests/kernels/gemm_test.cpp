@@ -5,7 +5,6 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/parallel.h"
 #include "tests/testing/test_util.h"
 
 namespace radlads {
@@ -55,16 +54,6 @@ TEST(Gemm, DeterministicRunToRun) {
   Gemm(false, true, m, n, k, 1.f, a.data(), k, b.data(), k, 0.f, c1.data(), n);
   Gemm(false, true, m, n, k, 1.f, a.data(), k, b.data(), k, 0.f, c2.data(), n);
   EXPECT_EQ(c1, c2);
-}
-
-TEST(Parallel, RangesCoverExactlyOnce) {
-  for (std::int64_t n : {0, 1, 2, 3, 17, 1000}) {
-    std::vector<int> hits(static_cast<std::size_t>(n), 0);
-    cpu::ParallelFor(n, 1, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) hits[static_cast<std::size_t>(i)]++;
-    });
-    for (int h : hits) ASSERT_EQ(h, 1);
-  }
 }
 
 }  // namespace
