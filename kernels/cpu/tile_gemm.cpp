@@ -38,31 +38,15 @@ Panels PanelsFor(i64 n) {
   return p;
 }
 
-// op(B)[k0 .. k0+kc) x [0 .. n) packed panel by panel: panel p (Width(p) columns) is kc
-// rows of Width(p) floats starting at p * kc * kW; columns past n are zero.
-void PackB(bool trans_b, const float* b, i64 ldb, i64 k0, i64 kc, i64 n, const Panels& panels, float* dst) {
-  for (i64 p = 0; p < panels.count(); ++p) {
-    const i64 j0 = p * kW, pw = panels.Width(p), w = std::min(pw, n - j0);
-    float* d = dst + p * kc * kW;
-    for (i64 kk = 0; kk < kc; ++kk, d += pw) {
-      if (trans_b) {
-        const float* src = b + j0 * ldb + (k0 + kk);
-        for (i64 j = 0; j < w; ++j) d[j] = src[j * ldb];
-      } else {
-        const float* src = b + (k0 + kk) * ldb + j0;
-        for (i64 j = 0; j < w; ++j) d[j] = src[j];
-      }
-      for (i64 j = w; j < pw; ++j) d[j] = 0.f;
-    }
-  }
-}
-
+// Packed op(B): for each K block of kKc rows (the last one shorter), the column panels one
+// after another: panel p (Width(p) columns) is kc rows of Width(p) floats starting at p * kc *
+// kW within its block; columns past n are zero.
 struct Call {
   bool trans_a;
   const float* a;
   i64 lda, n, k0, kc;
-  const float* packed;
-  Panels panels;  // of n, computed once per call
+  const float* packed;  // this K block's panels
+  Panels panels;        // of n, computed once per call
   float* c;
   i64 ldc;
   float alpha;
@@ -105,7 +89,7 @@ void RowBlock(const Call& g, i64 i0, i64 p) {
   for (int r = 0; r < R; ++r) std::copy(tile + r * pw, tile + r * pw + w, c + r * g.ldc);
 }
 
-// Rows [begin, end): full kR blocks, then 4, 2, 1.
+// Rows [begin, end) of one K block: full kR blocks, then 4, 2, 1.
 void Rows(const Call& g, i64 begin, i64 end) {
   const i64 panels = g.panels.count();
   for (i64 c0 = begin; c0 < end; c0 += kChunkRows) {
@@ -120,11 +104,57 @@ void Rows(const Call& g, i64 begin, i64 end) {
   }
 }
 
-}  // namespace
+i64 KBlocks(i64 k) { return (k + kKc - 1) / kKc; }
 
-void TileGemm(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, float alpha, const float* a, i64 lda,
-              const float* b, i64 ldb, float beta, float* c, i64 ldc) {
-  if (m <= 0 || n <= 0) return;
+// Panel p of K block [k0, k0 + kc) of op(B), at dst + p * kc * kW.
+void PackPanel(bool trans_b, const float* b, i64 ldb, i64 k0, i64 kc, i64 n, const Panels& panels, i64 p,
+               float* dst) {
+  const i64 j0 = p * kW, pw = panels.Width(p), w = std::min(pw, n - j0);
+  float* d = dst + p * kc * kW;
+  for (i64 kk = 0; kk < kc; ++kk, d += pw) {
+    if (trans_b) {
+      const float* src = b + j0 * ldb + (k0 + kk);
+      for (i64 j = 0; j < w; ++j) d[j] = src[j * ldb];
+    } else {
+      const float* src = b + (k0 + kk) * ldb + j0;
+      for (i64 j = 0; j < w; ++j) d[j] = src[j];
+    }
+    for (i64 j = w; j < pw; ++j) d[j] = 0.f;
+  }
+}
+
+// One K block, every panel.
+void PackBlock(bool trans_b, const float* b, i64 ldb, i64 k0, i64 kc, i64 n, const Panels& panels, float* dst) {
+  for (i64 p = 0; p < panels.count(); ++p) PackPanel(trans_b, b, ldb, k0, kc, n, panels, p, dst);
+}
+
+// Every K block (block kb at dst + kb * panels * kKc * kW), blocks and panels split over threads.
+void PackAll(bool trans_b, const float* b, i64 ldb, i64 k, i64 n, const Panels& panels, float* dst) {
+  const i64 kbs = KBlocks(k), np = panels.count(), block = np * kKc * kW;
+  ParallelFor(kbs * np, 4, [&](i64 u0, i64 u1) {
+    for (i64 u = u0; u < u1; ++u) {
+      const i64 kb = u / np, k0 = kb * kKc;
+      PackPanel(trans_b, b, ldb, k0, std::min(kKc, k - k0), n, panels, u % np, dst + kb * block);
+    }
+  });
+}
+
+// C rows [begin, end) against every K block in order (each element: its K blocks' products
+// added in k order, as in BLAS kernels). K blocks outermost: one block's panels (<= 32 KiB each)
+// stay in cache for all the rows.
+void RowsAllK(bool trans_a, const float* a, i64 lda, i64 k, i64 n, const Panels& panels, const float* packed,
+              float* c, i64 ldc, float alpha, float beta, i64 begin, i64 end) {
+  const i64 block = panels.count() * kKc * kW;
+  for (i64 k0 = 0, kb = 0; k0 < k; k0 += kKc, ++kb) {
+    const Call g{trans_a, a, lda, n, k0, std::min(kKc, k - k0), packed + kb * block, panels, c, ldc, alpha,
+                 k0 > 0 || beta != 0.f};
+    Rows(g, begin, end);
+  }
+}
+
+// beta and the degenerate cases of the BLAS contract; true when nothing is left to compute.
+bool Prologue(i64 m, i64 n, i64 k, float alpha, float beta, float* c, i64 ldc) {
+  if (m <= 0 || n <= 0) return true;
   if (beta != 0.f && beta != 1.f) {
     for (i64 i = 0; i < m; ++i) {
       for (i64 j = 0; j < n; ++j) c[i * ldc + j] *= beta;
@@ -134,23 +164,56 @@ void TileGemm(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, float alpha, cons
     if (beta == 0.f) {
       for (i64 i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.f);
     }
-    return;
+    return true;
   }
-  // The packed panels: one buffer per thread (Gemm may run inside another op's parallel body),
-  // grown when needed and never cleared (every element read is written by PackB first).
+  return false;
+}
+
+void RunRows(bool trans_a, i64 m, i64 n, i64 k, float alpha, const float* a, i64 lda, const float* packed,
+             float beta, float* c, i64 ldc) {
+  const Panels panels = PanelsFor(n);
+  // Row ranges in whole micro-tile blocks, so that the split never changes which kernel
+  // computes a row (the result does not depend on the thread count anyway).
+  const i64 blocks = (m + kR - 1) / kR;
+  ParallelFor(blocks, 4, [&](i64 bb, i64 be) {
+    RowsAllK(trans_a, a, lda, k, n, panels, packed, c, ldc, alpha, beta, bb * kR, std::min(m, be * kR));
+  });
+}
+
+}  // namespace
+
+void TileGemm(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, float alpha, const float* a, i64 lda,
+              const float* b, i64 ldb, float beta, float* c, i64 ldc) {
+  if (Prologue(m, n, k, alpha, beta, c, ldc)) return;
+  // One K block at a time: packed (into a buffer per thread: Gemm may run inside another op's
+  // parallel body; grown when needed, never cleared, every element read written first), then
+  // all rows against it while its panels are in cache (the weight gradients have K = tokens:
+  // every block packed up front would be megabytes, swept from memory).
   thread_local std::vector<float> packed;
   const Panels panels = PanelsFor(n);
   const auto need = static_cast<std::size_t>(panels.count() * kKc * kW);
   if (packed.size() < need) packed.resize(need);
-  // Row ranges in whole micro-tile blocks, so that the split never changes which kernel
-  // computes a row (the result does not depend on the thread count anyway).
   const i64 blocks = (m + kR - 1) / kR;
   for (i64 k0 = 0; k0 < k; k0 += kKc) {
     const i64 kc = std::min(kKc, k - k0);
-    PackB(trans_b, b, ldb, k0, kc, n, panels, packed.data());
+    PackBlock(trans_b, b, ldb, k0, kc, n, panels, packed.data());
     const Call g{trans_a, a, lda, n, k0, kc, packed.data(), panels, c, ldc, alpha, k0 > 0 || beta != 0.f};
+    // Row ranges in whole micro-tile blocks, so that the split never changes which kernel
+    // computes a row (the result does not depend on the thread count anyway).
     ParallelFor(blocks, 4, [&](i64 bb, i64 be) { Rows(g, bb * kR, std::min(m, be * kR)); });
   }
+}
+
+PackedB::PackedB(bool trans_b, std::int64_t k, std::int64_t n, const float* b, std::int64_t ldb) : k_(k), n_(n) {
+  const Panels panels = PanelsFor(n);
+  data_.resize(static_cast<std::size_t>(std::max<i64>(1, KBlocks(k) * panels.count() * kKc * kW)));
+  if (k > 0 && n > 0) PackAll(trans_b, b, ldb, k, n, panels, data_.data());
+}
+
+void TileGemmPacked(bool trans_a, std::int64_t m, float alpha, const float* a, std::int64_t lda, const PackedB& b,
+                    float beta, float* c, std::int64_t ldc) {
+  if (Prologue(m, b.n(), b.k(), alpha, beta, c, ldc)) return;
+  RunRows(trans_a, m, b.n(), b.k(), alpha, a, lda, b.data(), beta, c, ldc);
 }
 
 }  // namespace radlads::cpu

@@ -105,5 +105,32 @@ TEST(TileGemm, SameBitsForAnyThreadCount) {
   EXPECT_EQ(c1, c2);
 }
 
+// A packed B reused for several row blocks gives exactly TileGemm's bits, for every transpose,
+// across K blocks, panel tails and beta cases.
+TEST(TileGemm, PackedOnceSameBitsAsTileGemm) {
+  testing::Rng rng(14);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      for (auto [m, n, k] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{64, 384, 128},
+                             {37, 100, 700}, {5, 17, 3}, {130, 70, 257}}) {
+        std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n));
+        for (auto& x : a) x = nd(rng);
+        for (auto& x : b) x = nd(rng);
+        const std::int64_t lda = ta ? m : k, ldb = tb ? k : n;
+        const cpu::PackedB packed(tb, k, n, b.data(), ldb);
+        for (auto [alpha, beta] : {std::pair{1.f, 0.f}, {0.5f, 1.f}, {-2.f, 0.25f}}) {
+          std::vector<float> c1(static_cast<std::size_t>(m * n)), c2;
+          for (auto& x : c1) x = nd(rng);
+          c2 = c1;
+          cpu::TileGemm(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c1.data(), n);
+          cpu::TileGemmPacked(ta, m, alpha, a.data(), lda, packed, beta, c2.data(), n);
+          ASSERT_EQ(c1, c2) << "ta " << ta << " tb " << tb << " m " << m << " n " << n << " k " << k;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace radlads
