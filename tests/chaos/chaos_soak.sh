@@ -149,6 +149,9 @@ while [ $fault_index -lt "$faults" ]; do
     kind="${order[$fault_index]}"
     if [ "$kind" = full_disk ]; then
       alive && { kill -TERM "$pid"; finish 120; }
+      # Temporary files a killed process left earlier stay until `checkpoints --sweep`; only new
+      # ones would be this run's fault.
+      temps_before=$(find "$run" -name '*.tmp.*' -not -path '*/state/*' 2> /dev/null | sort)
       start RADLADS_FAULTS=enospc:checkpoints/=100000
       finish 300
       if [ "$code" = 0 ]; then missed[$kind]=$((missed[$kind] + 1)); break; fi
@@ -156,7 +159,8 @@ while [ $fault_index -lt "$faults" ]; do
       grep -q "No space left on device" "$(last_log)" || fail "full_disk: no ENOSPC message in $(last_log)"
       grep -q "needs about" "$(last_log)" || fail "full_disk: the message does not say the space needed"
       grep -q "run the same command again" "$(last_log)" || fail "full_disk: the message does not say how to resume"
-      [ -z "$(find "$run" -name '*.tmp.*' -not -path '*/state/*')" ] || fail "full_disk: a temporary file was left"
+      temps_new=$(comm -13 <(echo "$temps_before") <(find "$run" -name '*.tmp.*' -not -path '*/state/*' | sort) | grep . || true)
+      [ -z "$temps_new" ] || fail "full_disk: a temporary file was left: $temps_new"
     else
       alive || start
       ms=$(( (RANDOM * 32768 + RANDOM) % (2 * gap_ms) ))
