@@ -256,15 +256,9 @@ def main():
     pc.add_common_args(ap, 8, 128)
     ap.add_argument("--arch", required=True, choices=["rwkv6", "rwkv7"])
     ap.add_argument("--layer", type=int, default=1)
-    ap.add_argument("--chunk", type=int, default=0, help="0: pick the fastest")
     ap.add_argument("--impl", default="chunked", choices=["chunked", "fla"])
-    ap.add_argument("--adamw", default="auto", choices=["auto", "foreach", "fused"])
-    ap.add_argument("--compile", default="auto", choices=["auto", "on", "off"])
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--kv-heads", type=int, default=2)
-    ap.add_argument("--head-dim", type=int, default=32)
-    ap.add_argument("--hidden", type=int, default=128)
+    pc.add_train_args(ap)
+    pc.add_model_args(ap)
     a = ap.parse_args()
     pc.setup_threads(a.threads)
     load_start = pc.loadavg()
@@ -293,24 +287,7 @@ def main():
     chunks = [a.chunk] if a.chunk else ([16, 32] if a.arch == "rwkv6" else [16, 32, 64])
     chunks = [L for L in chunks if T % L == 0]
     adamws = ["foreach", "fused"] if a.adamw == "auto" else [a.adamw]
-    probes = {}
-    if a.compile == "on":
-        chunks = chunks[:1] if len(chunks) == 1 else [32 if 32 in chunks else chunks[0]]
-        adamws = adamws[:1] if len(adamws) == 1 else ["fused"]
-    cands = {(L, w, False): fresh(L, w)[2] for L in chunks for w in adamws}
-    if len(cands) > 1:
-        best, probes = pc.pick_fastest(cands, a.warmup)
-    else:
-        best = next(iter(cands))
-    if a.compile != "off":  # the best eager candidate against its compiled form
-        L, adamw, _ = best
-        comp = (L, adamw, True)
-        if a.compile == "on":
-            best = comp
-        else:
-            best, p2 = pc.pick_fastest({best: cands[best], comp: fresh(L, adamw, True)[2]}, a.warmup)
-            probes.update(p2)
-    L, adamw, compiled = best
+    (L, adamw, compiled), probes = pc.choose(lambda L, w, c: fresh(L, w, c)[2], chunks, adamws, a.compile, a.warmup)
 
     # Checks on a fresh copy: loss before any step, and after exactly one step.
     mixer, params, step = fresh(L, adamw, compiled)

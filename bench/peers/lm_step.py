@@ -80,17 +80,8 @@ def main():
     pc.add_common_args(ap, 8, 256)
     ap.add_argument("--stage", required=True, choices=["distill", "finetune", "eval"])
     ap.add_argument("--arch", required=True, choices=["rwkv6", "rwkv7"])
-    ap.add_argument("--chunk", type=int, default=0, help="recurrence chunk; 0: pick the fastest")
-    ap.add_argument("--adamw", default="auto", choices=["auto", "foreach", "fused"])
-    ap.add_argument("--compile", default="auto", choices=["auto", "on", "off"])
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--kv-heads", type=int, default=2)
-    ap.add_argument("--head-dim", type=int, default=32)
-    ap.add_argument("--mlp", type=int, default=384)
-    ap.add_argument("--vocab", type=int, default=320)
+    pc.add_train_args(ap)
+    pc.add_model_args(ap)
     a = ap.parse_args()
     pc.setup_threads(a.threads)
     load_start = pc.loadavg()
@@ -163,20 +154,7 @@ def main():
     chunks = [a.chunk] if a.chunk else ([16, 32] if a.arch == "rwkv6" else [16, 32, 64])
     chunks = [L for L in chunks if T % L == 0]
     adamws = (["foreach", "fused"] if a.adamw == "auto" else [a.adamw]) if train else ["-"]
-    probes = {}
-    cands = {(L, w, False): fresh(L, w, False)[0] for L in chunks for w in adamws}
-    best = next(iter(cands))
-    if len(cands) > 1:
-        best, probes = pc.pick_fastest(cands, a.warmup)
-    if a.compile != "off":  # the best eager candidate against its compiled form
-        L, adamw, _ = best
-        comp = (L, adamw, True)
-        if a.compile == "on":
-            best = comp
-        else:
-            best, p2 = pc.pick_fastest({best: cands[best], comp: fresh(L, adamw, True)[0]}, a.warmup)
-            probes.update(p2)
-    L, adamw, compiled = best
+    (L, adamw, compiled), probes = pc.choose(lambda L, w, c: fresh(L, w, c)[0], chunks, adamws, a.compile, a.warmup)
 
     # The checks on a fresh copy, then the timing on it.
     fn, sp, loss_fn, teacher_hidden = fresh(L, adamw, compiled)

@@ -25,6 +25,44 @@ def add_common_args(ap, batch, time_):
                     help="directory with model.safetensors written by the C++ bench's --dump")
 
 
+def add_model_args(ap):
+    """The tiny model's shape (configs/models/tiny.yaml), as the C++ benches take it."""
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--kv-heads", type=int, default=2)
+    ap.add_argument("--head-dim", type=int, default=32)
+    ap.add_argument("--mlp", type=int, default=384)
+    ap.add_argument("--vocab", type=int, default=320)
+
+
+def add_train_args(ap):
+    """The training peers' candidates: the recurrence chunk, the AdamW variant, compilation."""
+    ap.add_argument("--chunk", type=int, default=0, help="recurrence chunk; 0: pick the fastest")
+    ap.add_argument("--adamw", default="auto", choices=["auto", "foreach", "fused"])
+    ap.add_argument("--compile", default="auto", choices=["auto", "on", "off"])
+    ap.add_argument("--lr", type=float, default=1e-4)
+
+
+def choose(make, chunks, adamws, compile_mode, warmup):
+    """Picks (L, adamw, compiled) by timing: every eager (chunk, AdamW) pair, then (compile_mode
+    auto) the best of them against its compiled form; `on` compiles chunk 32 (or the only one)
+    with fused AdamW (or the only one), untried. make(L, adamw, compiled) returns the function
+    to time. Returns (best key, probe seconds)."""
+    if compile_mode == "on":
+        return (32 if 32 in chunks else chunks[0], "fused" if "fused" in adamws else adamws[0], True), {}
+    cands = {(L, w, False): make(L, w, False) for L in chunks for w in adamws}
+    best, probes = next(iter(cands)), {}
+    if len(cands) > 1:
+        best, probes = pick_fastest(cands, warmup)
+    if compile_mode == "auto":
+        L, adamw, _ = best
+        comp = (L, adamw, True)
+        best, p2 = pick_fastest({best: cands[best], comp: make(L, adamw, True)}, warmup)
+        probes.update(p2)
+    return best, probes
+
+
 def setup_threads(n):
     torch.set_num_threads(n)
     # One interop thread: nothing here runs independent ops concurrently.
