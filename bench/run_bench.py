@@ -150,6 +150,10 @@ def main():
     env.pop("OMP_NUM_THREADS", None)
     if args.isa == "avx2":
         env.update(AVX2_ENV)
+    # One inductor cache per instruction-set setting: inductor's cache does not key on
+    # ATEN_CPU_CAPABILITY, so kernels compiled under one setting were reused under the other
+    # (seen: wrong results and NaN under --isa avx2, heap corruption natively afterwards).
+    env.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"radlads-inductor-{args.isa}"))
     wanted = set(args.rows.split(","))
     rows = [r for r in ROWS if r[0] in wanted and args.shapes in r[5]]
     start_load = loadavg()
