@@ -96,8 +96,9 @@ def time_fn(fn, warmup, iters):
 
 def agreeing(candidates, checks, reference, rel_tol=1e-4):
     """The candidates whose check value is within rel_tol of the reference candidate's: one that
-    computes something else (seen: inductor under ATEN_CPU_CAPABILITY=avx2 on an AVX-512 host)
-    must never be timed as the peer. Each one left out is named on stderr."""
+    computes something else must never be timed as the peer (seen: compiled candidates reusing
+    inductor kernels cached under another ATEN_CPU_CAPABILITY; run_bench.py now gives each
+    setting its own TORCHINDUCTOR_CACHE_DIR). Each one left out is named on stderr."""
     ref = checks[reference]
     kept = {}
     for name, fn in candidates.items():
