@@ -81,6 +81,16 @@ static_assert(sizeof(std::atomic<std::uint32_t>) == 4 && std::atomic<std::uint32
 
 thread_local bool tls_in_job = false;
 
+// Part p of `parts` of [0, n): the one partition every path uses (the pool's threads, and a
+// caller that finds the pool busy), so they compute the same bits.
+void RunPart(const std::function<void(std::int64_t, std::int64_t)>& fn, std::int64_t n, int parts, int p) {
+  const std::int64_t begin = n * p / parts, end = n * (p + 1) / parts;
+  profile::Suppress quiet;
+  tls_in_job = true;
+  if (begin < end) fn(begin, end);
+  tls_in_job = false;
+}
+
 // A fork-join pool of NumThreads() - 1 workers; the calling thread runs part 0 of each job.
 // A job is published by bumping `generation_`; every worker acknowledges every job (those with
 // no part too) by decrementing `pending_`, so the next job cannot be published before each
@@ -106,7 +116,7 @@ class Pool {
     parts_ = parts;
     pending_.store(static_cast<std::uint32_t>(workers_.size()), std::memory_order_relaxed);
     Publish();
-    RunPart(0);
+    RunPart(*fn_, n_, parts_, 0);
     if (!Spin([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
       caller_sleeping_.store(1, std::memory_order_seq_cst);
       for (std::uint32_t p = pending_.load(std::memory_order_seq_cst); p != 0; p = pending_.load(std::memory_order_seq_cst)) {
@@ -124,14 +134,6 @@ class Pool {
     if (sleepers_.load(std::memory_order_seq_cst) > 0) FutexWakeAll(generation_);
   }
 
-  void RunPart(int p) {
-    const std::int64_t begin = n_ * p / parts_, end = n_ * (p + 1) / parts_;
-    profile::Suppress quiet;
-    tls_in_job = true;
-    if (begin < end) (*fn_)(begin, end);
-    tls_in_job = false;
-  }
-
   void WorkerLoop(int index) {
     std::uint32_t seen = 0;  // the generation at construction (not a load: the first job may be out already)
     for (;;) {
@@ -142,7 +144,7 @@ class Pool {
       }
       ++seen;  // exactly one job ahead: the caller waits for every acknowledgement
       if (stop_.load(std::memory_order_relaxed)) return;
-      if (index < parts_) RunPart(index);
+      if (index < parts_) RunPart(*fn_, n_, parts_, index);
       if (pending_.fetch_sub(1, std::memory_order_seq_cst) == 1 && caller_sleeping_.load(std::memory_order_seq_cst) != 0) {
         FutexWakeAll(pending_);
       }
@@ -209,13 +211,7 @@ void ParallelFor(std::int64_t n, std::int64_t grain,
   // tests) runs the same ranges itself, one after another, so its results are the same bits.
   static std::atomic<bool> busy{false};
   if (busy.exchange(true, std::memory_order_acquire)) {
-    profile::Suppress quiet;
-    tls_in_job = true;
-    for (std::int64_t p = 0; p < parts; ++p) {
-      const std::int64_t begin = n * p / parts, end = n * (p + 1) / parts;
-      if (begin < end) fn(begin, end);
-    }
-    tls_in_job = false;
+    for (int p = 0; p < static_cast<int>(parts); ++p) RunPart(fn, n, static_cast<int>(parts), p);
     return;
   }
   std::unique_ptr<Pool>& pool = ThePool();
