@@ -49,6 +49,19 @@ if(NOT TARGET radlads::xxhash)
       INTERFACE_INCLUDE_DIRECTORIES "${XXHASH_INCLUDE_DIR}")
 endif()
 
+# utf8proc (NFC and Unicode categories for the Qwen2 tokenizer) has no CMake config in Debian 12.
+find_path(UTF8PROC_INCLUDE_DIR utf8proc.h)
+find_library(UTF8PROC_LIBRARY utf8proc)
+if(NOT UTF8PROC_INCLUDE_DIR OR NOT UTF8PROC_LIBRARY)
+  message(FATAL_ERROR "utf8proc not found: install libutf8proc-dev (scripts/install-deps.sh does)")
+endif()
+if(NOT TARGET radlads::utf8proc)
+  add_library(radlads::utf8proc UNKNOWN IMPORTED)
+  set_target_properties(radlads::utf8proc PROPERTIES
+      IMPORTED_LOCATION "${UTF8PROC_LIBRARY}"
+      INTERFACE_INCLUDE_DIRECTORIES "${UTF8PROC_INCLUDE_DIR}")
+endif()
+
 # yaml-cpp 0.7 in Debian exports the plain target name `yaml-cpp`.
 if(NOT TARGET radlads::yaml)
   add_library(radlads::yaml INTERFACE IMPORTED)

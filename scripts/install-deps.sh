@@ -23,6 +23,7 @@ PACKAGES=(
   libssl-dev                          # HMAC-SHA256 for the worker protocol
   libxxhash-dev                       # checksums of durable files
   zlib1g-dev
+  libutf8proc-dev                     # NFC and Unicode classes for the Qwen2 tokenizer
   # a real single-node Slurm cluster for the slurm-labelled tests
   slurmctld slurmd slurm-client munge
 )
