@@ -45,7 +45,8 @@ struct Call {
   bool trans_a;
   const float* a;
   i64 lda, n, k0, kc;
-  const float* packed;  // this K block's panels
+  const float* packed;  // this K block's panels; or, when b_ld > 0, op(B) row k0 itself
+  i64 b_ld;             // 0: packed panels; else B's leading dimension (read in place)
   Panels panels;        // of n, computed once per call
   float* c;
   i64 ldc;
@@ -74,10 +75,11 @@ void RowBlock(const Call& g, i64 i0, i64 p) {
   const float* a = g.a + i0 * a_rs + g.k0 * a_cs;
   const i64 j0 = p * kW, pw = g.panels.Width(p), w = std::min(pw, g.n - j0);
   const int nv = static_cast<int>(pw / kLanes);
-  const float* bp = g.packed + p * g.kc * kW;
+  const float* bp = g.b_ld > 0 ? g.packed + j0 : g.packed + p * g.kc * kW;
+  const i64 ldb = g.b_ld > 0 ? g.b_ld : pw;
   float* c = g.c + i0 * g.ldc + j0;
   if (w == pw) {
-    Kernel<R>(nv, g.kc, a, a_rs, a_cs, bp, pw, c, g.ldc, g.alpha, g.accumulate);
+    Kernel<R>(nv, g.kc, a, a_rs, a_cs, bp, ldb, c, g.ldc, g.alpha, g.accumulate);
     return;
   }
   // Columns that end inside a vector: through a tile as wide as the panel.
@@ -85,7 +87,7 @@ void RowBlock(const Call& g, i64 i0, i64 p) {
   for (int r = 0; r < R; ++r) {
     for (i64 j = 0; j < pw; ++j) tile[r * pw + j] = (g.accumulate && j < w) ? c[r * g.ldc + j] : 0.f;
   }
-  Kernel<R>(nv, g.kc, a, a_rs, a_cs, bp, pw, tile, pw, g.alpha, g.accumulate);
+  Kernel<R>(nv, g.kc, a, a_rs, a_cs, bp, ldb, tile, pw, g.alpha, g.accumulate);
   for (int r = 0; r < R; ++r) std::copy(tile + r * pw, tile + r * pw + w, c + r * g.ldc);
 }
 
@@ -123,11 +125,6 @@ void PackPanel(bool trans_b, const float* b, i64 ldb, i64 k0, i64 kc, i64 n, con
   }
 }
 
-// One K block, every panel.
-void PackBlock(bool trans_b, const float* b, i64 ldb, i64 k0, i64 kc, i64 n, const Panels& panels, float* dst) {
-  for (i64 p = 0; p < panels.count(); ++p) PackPanel(trans_b, b, ldb, k0, kc, n, panels, p, dst);
-}
-
 // Every K block (block kb at dst + kb * panels * kKc * kW), blocks and panels split over threads.
 void PackAll(bool trans_b, const float* b, i64 ldb, i64 k, i64 n, const Panels& panels, float* dst) {
   const i64 kbs = KBlocks(k), np = panels.count(), block = np * kKc * kW;
@@ -143,10 +140,10 @@ void PackAll(bool trans_b, const float* b, i64 ldb, i64 k, i64 n, const Panels& 
 // added in k order, as in BLAS kernels). K blocks outermost: one block's panels (<= 32 KiB each)
 // stay in cache for all the rows.
 void RowsAllK(bool trans_a, const float* a, i64 lda, i64 k, i64 n, const Panels& panels, const float* packed,
-              float* c, i64 ldc, float alpha, float beta, i64 begin, i64 end) {
-  const i64 block = panels.count() * kKc * kW;
+              i64 b_ld, float* c, i64 ldc, float alpha, float beta, i64 begin, i64 end) {
+  const i64 block = b_ld > 0 ? kKc * b_ld : panels.count() * kKc * kW;
   for (i64 k0 = 0, kb = 0; k0 < k; k0 += kKc, ++kb) {
-    const Call g{trans_a, a, lda, n, k0, std::min(kKc, k - k0), packed + kb * block, panels, c, ldc, alpha,
+    const Call g{trans_a, a, lda, n, k0, std::min(kKc, k - k0), packed + kb * block, b_ld, panels, c, ldc, alpha,
                  k0 > 0 || beta != 0.f};
     Rows(g, begin, end);
   }
@@ -170,13 +167,13 @@ bool Prologue(i64 m, i64 n, i64 k, float alpha, float beta, float* c, i64 ldc) {
 }
 
 void RunRows(bool trans_a, i64 m, i64 n, i64 k, float alpha, const float* a, i64 lda, const float* packed,
-             float beta, float* c, i64 ldc) {
+             i64 b_ld, float beta, float* c, i64 ldc) {
   const Panels panels = PanelsFor(n);
   // Row ranges in whole micro-tile blocks, so that the split never changes which kernel
   // computes a row (the result does not depend on the thread count anyway).
   const i64 blocks = (m + kR - 1) / kR;
   ParallelFor(blocks, 4, [&](i64 bb, i64 be) {
-    RowsAllK(trans_a, a, lda, k, n, panels, packed, c, ldc, alpha, beta, bb * kR, std::min(m, be * kR));
+    RowsAllK(trans_a, a, lda, k, n, panels, packed, b_ld, c, ldc, alpha, beta, bb * kR, std::min(m, be * kR));
   });
 }
 
@@ -185,22 +182,33 @@ void RunRows(bool trans_a, i64 m, i64 n, i64 k, float alpha, const float* a, i64
 void TileGemm(bool trans_a, bool trans_b, i64 m, i64 n, i64 k, float alpha, const float* a, i64 lda,
               const float* b, i64 ldb, float beta, float* c, i64 ldc) {
   if (Prologue(m, n, k, alpha, beta, c, ldc)) return;
-  // One K block at a time: packed (into a buffer per thread: Gemm may run inside another op's
-  // parallel body; grown when needed, never cleared, every element read written first), then
-  // all rows against it while its panels are in cache (the weight gradients have K = tokens:
-  // every block packed up front would be megabytes, swept from memory).
+  // B read in place, unpacked, when it is not transposed, its width is whole panels and few row
+  // blocks would reuse a packed copy (the weight gradients dY^T X: m = a layer's width, K = the
+  // tokens, B = X): packing would cost as much as it saves (bench/gemm_bench.cpp, and 4% of
+  // the tiny RAD-RWKV6 distill step). Same products in the same order: the same bits.
+  constexpr i64 kDirectMaxRows = 8 * kChunkRows;
+  if (!trans_b && n % kW == 0 && m <= kDirectMaxRows) {
+    RunRows(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  // Otherwise op(B) packed in spans of whole K blocks of at most kSpanFloats (usually all of
+  // it), panels split over threads, then all rows against the span: two parallel jobs per
+  // span, none of the packing serial. The buffer is per thread (Gemm may run inside another
+  // op's parallel body), grown when needed, never cleared: every element read is written
+  // first. Each element still sums its K blocks' products in k order, so the span length
+  // changes no bit of the result.
+  constexpr i64 kSpanFloats = i64{1} << 19;  // 2 MiB
   thread_local std::vector<float> packed;
   const Panels panels = PanelsFor(n);
-  const auto need = static_cast<std::size_t>(panels.count() * kKc * kW);
+  const i64 block = panels.count() * kKc * kW, blocks = KBlocks(k);
+  const i64 per_span = std::clamp<i64>(kSpanFloats / block, 1, blocks);
+  const auto need = static_cast<std::size_t>(per_span * block);
   if (packed.size() < need) packed.resize(need);
-  const i64 blocks = (m + kR - 1) / kR;
-  for (i64 k0 = 0; k0 < k; k0 += kKc) {
-    const i64 kc = std::min(kKc, k - k0);
-    PackBlock(trans_b, b, ldb, k0, kc, n, panels, packed.data());
-    const Call g{trans_a, a, lda, n, k0, kc, packed.data(), panels, c, ldc, alpha, k0 > 0 || beta != 0.f};
-    // Row ranges in whole micro-tile blocks, so that the split never changes which kernel
-    // computes a row (the result does not depend on the thread count anyway).
-    ParallelFor(blocks, 4, [&](i64 bb, i64 be) { Rows(g, bb * kR, std::min(m, be * kR)); });
+  for (i64 kb = 0; kb < blocks; kb += per_span) {
+    const i64 k0 = kb * kKc, ks = std::min(k - k0, per_span * kKc);
+    PackAll(trans_b, b + (trans_b ? k0 : k0 * ldb), ldb, ks, n, panels, packed.data());
+    RunRows(trans_a, m, n, ks, alpha, a + (trans_a ? k0 * lda : k0), lda, packed.data(), 0, kb > 0 ? 1.f : beta,
+            c, ldc);
   }
 }
 
@@ -213,7 +221,7 @@ PackedB::PackedB(bool trans_b, std::int64_t k, std::int64_t n, const float* b, s
 void TileGemmPacked(bool trans_a, std::int64_t m, float alpha, const float* a, std::int64_t lda, const PackedB& b,
                     float beta, float* c, std::int64_t ldc) {
   if (Prologue(m, b.n(), b.k(), alpha, beta, c, ldc)) return;
-  RunRows(trans_a, m, b.n(), b.k(), alpha, a, lda, b.data(), beta, c, ldc);
+  RunRows(trans_a, m, b.n(), b.k(), alpha, a, lda, b.data(), 0, beta, c, ldc);
 }
 
 }  // namespace radlads::cpu

@@ -4,12 +4,15 @@
 //
 //   C[M,N] = alpha * op(A) op(B) + beta * C,  row-major, op(X) = X or X^T,
 //
-// with the meaning of every argument as in kernels/gemm.h. Method: op(B) is packed once per call
-// (every K block up front, panels split over threads) into column panels as wide as the micro-kernel's register tile
-// (kernels/cpu/simd.h MicroKernel: 6 rows x 64 columns with AVX-512, 6 x 16 with AVX2), in
-// blocks of K that keep one panel within 32 KiB (128 rows with AVX-512, 256 with AVX2); A is read in place (either layout: the micro-kernel
-// broadcasts A's elements with any row and column stride), and C is updated directly. Rows are
-// split across threads in contiguous ranges (cpu::ParallelFor, one job for all K blocks), never K.
+// with the meaning of every argument as in kernels/gemm.h. Method: op(B) is packed into column
+// panels as wide as the micro-kernel's register tile (kernels/cpu/simd.h MicroKernel: 6 rows x
+// 64 columns with AVX-512, 6 x 16 with AVX2), in blocks of K that keep one panel within 32 KiB
+// (128 rows with AVX-512, 256 with AVX2), every block of a span of up to 2 MiB up front with
+// the panels split over threads; except that a B that is not transposed, whose width is whole
+// panels, is read in place when m is at most 384 rows (too few to repay the packing). A is read
+// in place (either layout: the micro-kernel broadcasts A's elements with any row and column
+// stride), and C is updated directly. Rows are split across threads in contiguous ranges
+// (cpu::ParallelFor, one job per span for all its K blocks), never K.
 //
 // Rounding as in BLAS kernels: each K block's product is one chain of FMAs in k order from zero,
 // then C = alpha * product + C (C scaled by beta first). Deterministic: the same for any thread

@@ -106,14 +106,16 @@ TEST(TileGemm, SameBitsForAnyThreadCount) {
 }
 
 // A packed B reused for several row blocks gives exactly TileGemm's bits, for every transpose,
-// across K blocks, panel tails and beta cases.
+// across K blocks, panel tails, beta cases, and a K long enough that TileGemm packs it in more
+// than one span (PackedB packs it whole).
 TEST(TileGemm, PackedOnceSameBitsAsTileGemm) {
   testing::Rng rng(14);
   std::normal_distribution<float> nd(0.f, 1.f);
   for (bool ta : {false, true}) {
     for (bool tb : {false, true}) {
       for (auto [m, n, k] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{64, 384, 128},
-                             {37, 100, 700}, {5, 17, 3}, {130, 70, 257}}) {
+                             {37, 100, 700}, {5, 17, 3}, {130, 70, 257},
+                             {13, 130, 6000}}) {  // TileGemm packs this one in two spans of K
         std::vector<float> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n));
         for (auto& x : a) x = nd(rng);
         for (auto& x : b) x = nd(rng);
