@@ -1,8 +1,11 @@
 #include "kernels/tensor.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+
+#include "kernels/cpu/parallel.h"
 
 #if RADLADS_HAVE_CUDA
 #include "kernels/cuda/memory.h"
@@ -209,7 +212,19 @@ void Tensor::Fill(float value) {
 
 void Tensor::SetZero() {
   RADLADS_CHECK(device_ == Device::kCpu) << "SetZero of a device tensor: use the CUDA ops";
-  std::memset(raw(), 0, nbytes());
+  // Large fills (the gradient buffers of a training step, megabytes each) split over the
+  // threads in 64 KiB pieces: one thread's memset leaves the others idle for its duration.
+  constexpr std::int64_t kPiece = 64 * 1024, kParallelBytes = 4 * kPiece;
+  auto* p = static_cast<unsigned char*>(raw());
+  const auto bytes = static_cast<std::int64_t>(nbytes());
+  if (bytes < kParallelBytes) {
+    std::memset(p, 0, static_cast<std::size_t>(bytes));
+    return;
+  }
+  cpu::ParallelFor((bytes + kPiece - 1) / kPiece, 2, [&](std::int64_t b, std::int64_t e) {
+    const std::int64_t lo = b * kPiece, hi = std::min(bytes, e * kPiece);
+    std::memset(p + lo, 0, static_cast<std::size_t>(hi - lo));
+  });
 }
 
 std::string Tensor::DebugString() const {

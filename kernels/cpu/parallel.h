@@ -1,4 +1,4 @@
-// Threading for the CPU backend. One process-wide thread count drives both OpenMP (our own
+// Threading for the CPU backend. One process-wide thread count drives both our own pool (our
 // loops) and OpenBLAS (GEMM). Work is split statically into contiguous ranges, so every
 // element is always computed by the same code path in the same order: results are identical
 // run to run and independent of timing. Reductions never use atomics: each range reduces into
@@ -10,7 +10,7 @@
 
 namespace radlads::cpu {
 
-// Sets the number of threads for OpenMP and OpenBLAS (default: RADLADS_THREADS or the number
+// Sets the number of threads for our pool and OpenBLAS (default: RADLADS_THREADS or the number
 // of cores). Call from the main thread, outside parallel regions.
 void SetNumThreads(int n);
 int NumThreads();
