@@ -1,5 +1,8 @@
 #include "configs/model_preset.h"
 
+#include <filesystem>
+
+#include "base/file.h"
 #include "configs/config_files.h"
 #include "configs/named_config.h"
 
@@ -92,6 +95,11 @@ Schema<ModelPreset> BuildPresetSchema() {
                 "Hugging Face repository whose config.json this preset mirrors "
                 "(informational).",
                 "-"));
+  s->String("tokenizer", &ModelPreset::tokenizer,
+            Opt("none",
+                "Directory with the model's tokenizer files (tokenizer.json[.gz], "
+                "tokenizer_config.json), relative to the preset file; `radlads-model init` copies them.",
+                "docs/tokenizer.md"));
   s->Int("num_hidden_layers", cfg(&Qwen2Config::num_hidden_layers), kPositive,
          Req("Decoder layers L.", "docs/spec.md §3.0"));
   s->Int("hidden_size", cfg(&Qwen2Config::hidden_size), kPositive,
@@ -146,12 +154,36 @@ const Schema<ModelPreset>& PresetSchema() {
 
 }  // namespace
 
+namespace {
+
+// Resolves `tokenizer` against the directory of `source` and checks that it holds a tokenizer.
+Status ResolveTokenizerDir(ModelPreset& p, std::string_view source) {
+  if (p.tokenizer.empty()) return Status::Ok();
+  const std::filesystem::path rel(p.tokenizer);
+  const std::filesystem::path base = std::filesystem::path(std::string(source)).parent_path();
+  p.tokenizer_dir = (rel.is_absolute() ? rel : base / rel).lexically_normal().string();
+  if (!PathExists(JoinPath(p.tokenizer_dir, "tokenizer.json")) &&
+      !PathExists(JoinPath(p.tokenizer_dir, "tokenizer.json.gz"))) {
+    return Status::InvalidArgument(std::string(source) + ": tokenizer: " + p.tokenizer_dir +
+                                   " holds no tokenizer.json or tokenizer.json.gz (expected a directory "
+                                   "of tokenizer files, relative to the preset file)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<ModelPreset> ParseModelPresetYaml(std::string_view text, std::string_view source) {
-  return ParseNamedConfig(text, source, PresetSchema());
+  RADLADS_ASSIGN_OR_RETURN(ModelPreset p, ParseNamedConfig(text, source, PresetSchema()));
+  RADLADS_RETURN_IF_ERROR(ResolveTokenizerDir(p, source));
+  return p;
 }
 
 Result<ModelPreset> LoadModelPreset(std::string_view name_or_path) {
-  return LoadNamedConfig(ConfigKind::kModel, name_or_path, PresetSchema());
+  RADLADS_ASSIGN_OR_RETURN(std::string path, ResolveConfigPath(ConfigKind::kModel, name_or_path));
+  RADLADS_ASSIGN_OR_RETURN(ModelPreset p, LoadNamedConfig(ConfigKind::kModel, path, PresetSchema()));
+  RADLADS_RETURN_IF_ERROR(ResolveTokenizerDir(p, path));
+  return p;
 }
 
 std::vector<config::FieldDoc> ModelPresetFieldDocs() { return PresetSchema().Docs(); }

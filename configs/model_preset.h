@@ -7,6 +7,10 @@
 //   config.json would produce, and passes ValidateQwen2Config. Its keys are config.json's own
 //   names; keys transformers allows but the math cannot honour (hidden_act, rope_scaling,
 //   use_sliding_window, attention_bias) are not part of the schema and are refused as unknown.
+// - `tokenizer` (optional) names the directory holding the model's tokenizer files, relative to
+//   the preset file's directory; LoadModelPreset resolves it (tokenizer_dir) and checks that it
+//   holds a tokenizer.json or tokenizer.json.gz. `radlads-model init` copies it into the models
+//   it writes.
 // - Strict reading as in configs/yaml_reader.h: errors are "<file>:<line>: <key>: ...".
 // - A preset is addressed by name ("qwen2.5-7b", looked up in ConfigsDir()/models) or by path.
 // Thread-safety: plain values and pure functions.
@@ -29,6 +33,8 @@ struct ModelPreset {
   // RMS eps of the base (non-instruct) checkpoint of the same size, when it differs
   // (docs/spec.md §6.3). Informational: the teacher's own config.json always wins.
   double base_rms_norm_eps = 0.0;  // 0: same as config.rms_norm_eps
+  std::string tokenizer;      // the `tokenizer` key as written ("" when absent)
+  std::string tokenizer_dir;  // `tokenizer` resolved against the preset file's directory
   Qwen2Config config;
 };
 

@@ -13,10 +13,12 @@ namespace {
 
 using radlads::testing::ErrorAt;
 
-TEST(ModelPreset, SevenBEqualsItsConfigJsonFieldByField) {
-  auto preset = LoadModelPreset("qwen2.5-7b");
+// Every field of `preset` equals that of the checkpoint's config.json `json` (tests/data/hf_config).
+void ExpectPresetEqualsConfigJson(const char* preset_name, const char* json) {
+  SCOPED_TRACE(preset_name);
+  auto preset = LoadModelPreset(preset_name);
   ASSERT_TRUE(preset.ok()) << preset.status().ToString();
-  auto hf = LoadQwen2Config(testing::TestDataPath("hf_config/qwen2.5-7b-instruct.json"));
+  auto hf = LoadQwen2Config(testing::TestDataPath(std::string("hf_config/") + json));
   ASSERT_TRUE(hf.ok()) << hf.status().ToString();
   const Qwen2Config& a = preset->config;
   const Qwen2Config& b = *hf;
@@ -44,8 +46,54 @@ TEST(ModelPreset, SevenBEqualsItsConfigJsonFieldByField) {
   EXPECT_EQ(a.attention_bias, b.attention_bias);
   // And the serialised form, which writes every field, agrees byte for byte.
   EXPECT_EQ(Qwen2ConfigToJson(a), Qwen2ConfigToJson(b));
-  EXPECT_EQ(preset->name, "qwen2.5-7b");
-  EXPECT_EQ(preset->hf_repo, "Qwen/Qwen2.5-7B-Instruct");
+  EXPECT_EQ(preset->name, preset_name);
+}
+
+TEST(ModelPreset, SevenBEqualsItsConfigJsonFieldByField) {
+  ExpectPresetEqualsConfigJson("qwen2.5-7b", "qwen2.5-7b-instruct.json");
+  EXPECT_EQ(LoadModelPreset("qwen2.5-7b")->hf_repo, "Qwen/Qwen2.5-7B-Instruct");
+}
+
+// Qwen2.5-0.5B-Instruct: the real widths of the default suite's end-to-end test (head_dim 64,
+// GQA 14/2, tied embeddings, vocab 151936).
+TEST(ModelPreset, HalfBEqualsItsConfigJsonFieldByField) {
+  ExpectPresetEqualsConfigJson("qwen2.5-0.5b", "qwen2.5-0.5b-instruct.json");
+  auto p = LoadModelPreset("qwen2.5-0.5b");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->hf_repo, "Qwen/Qwen2.5-0.5B-Instruct");
+  EXPECT_EQ(p->config.head_dim, 64);
+  EXPECT_TRUE(p->config.tie_word_embeddings);
+  EXPECT_EQ(p->config.eos_token_ids, (std::vector<std::int64_t>{151645}));
+  EXPECT_EQ(p->config.max_window_layers, 21);
+  EXPECT_GT(p->config.ParameterCount(), 490'000'000);  // 494M with the tied embedding
+  EXPECT_LT(p->config.ParameterCount(), 500'000'000);
+}
+
+TEST(ModelPreset, QwenPresetsNameTheShippedTokenizer) {
+  for (const char* name : {"qwen2.5-0.5b", "qwen2.5-7b", "qwen2.5-14b", "qwen2.5-32b", "qwen2.5-72b"}) {
+    SCOPED_TRACE(name);
+    auto p = LoadModelPreset(name);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    EXPECT_EQ(p->tokenizer_dir, std::string(RADLADS_SOURCE_DIR) + "/data/qwen2.5-tokenizer");
+  }
+  auto tiny = LoadModelPreset("tiny");
+  ASSERT_TRUE(tiny.ok());
+  EXPECT_EQ(tiny->tokenizer_dir, "") << "the tiny model's byte tokens need no files";
+}
+
+TEST(ModelPreset, ATokenizerDirectoryWithoutATokenizerIsRefused) {
+  testing::ScratchDir dir;
+  const std::string path = dir.File("mine.yaml");
+  testing::WriteBytes(path,
+                      "num_hidden_layers: 2\nhidden_size: 64\nnum_attention_heads: 4\n"
+                      "num_key_value_heads: 2\nintermediate_size: 128\nvocab_size: 300\n"
+                      "rms_norm_eps: 1.0e-5\nrope_theta: 10000\ntie_word_embeddings: false\n"
+                      "max_position_embeddings: 512\ntokenizer: nowhere\n");
+  auto p = LoadModelPreset(path);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(p.status().message().find("mine.yaml: tokenizer: "), std::string::npos) << p.status().message();
+  EXPECT_NE(p.status().message().find("nowhere"), std::string::npos) << p.status().message();
 }
 
 struct Shape {

@@ -57,7 +57,7 @@ TEST(ShippedConfigs, NamesResolveInTheConfigsDir) {
   }
   const auto names = ListConfigNames(ConfigKind::kRecipe);
   for (const char* want :
-       {"qwen2.5-7b-rwkv6", "qwen2.5-7b-rwkv7", "qwen2.5-32b-rwkv6", "qwen2.5-32b-rwkv7",
+       {"qwen2.5-0.5b-rwkv6", "qwen2.5-0.5b-rwkv7", "qwen2.5-7b-rwkv6", "qwen2.5-7b-rwkv7", "qwen2.5-32b-rwkv6", "qwen2.5-32b-rwkv7",
         "qwen2.5-72b-rwkv6", "qwen2.5-72b-rwkv7", "tiny-rwkv6", "tiny-rwkv7"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
     EXPECT_TRUE(LoadRecipe(want).ok()) << want;
@@ -68,7 +68,7 @@ TEST(ShippedConfigs, NamesResolveInTheConfigsDir) {
 }
 
 TEST(ShippedConfigs, PaperRecipesCarryTheSpecNumbers) {
-  for (const char* size : {"7b", "32b", "72b"}) {
+  for (const char* size : {"0.5b", "7b", "32b", "72b"}) {
     for (const char* arch : {"rwkv6", "rwkv7"}) {
       const std::string name = std::string("qwen2.5-") + size + "-" + arch;
       SCOPED_TRACE(name);
@@ -132,6 +132,17 @@ TEST(ShippedConfigs, PaperRecipesResolveTheSpecRanks) {
   EXPECT_TRUE(r6->student.use_tokenshift);
   EXPECT_FALSE(r6->student.use_rope);
   EXPECT_EQ(ResolveLoraRanks(*r6, 8192).tokenshift, 160);
+  // D 896 (qwen2.5-0.5b): r(e, m) = 32 max(1, round(D^e m / 32)).
+  auto r05 = LoadRecipe("qwen2.5-0.5b-rwkv7");
+  ASSERT_TRUE(r05.ok()) << r05.status().ToString();
+  LoraRanks small = ResolveLoraRanks(*r05, 896);
+  EXPECT_EQ(small.decay, 64);
+  EXPECT_EQ(small.iclr, 64);
+  EXPECT_EQ(small.value_residual_mix, 32);
+  EXPECT_EQ(small.gate, 128);
+  auto r05v6 = LoadRecipe("qwen2.5-0.5b-rwkv6");
+  ASSERT_TRUE(r05v6.ok()) << r05v6.status().ToString();
+  EXPECT_EQ(ResolveLoraRanks(*r05v6, 896).tokenshift, 64);
 }
 
 TEST(ShippedConfigs, TinyDefaultRunsOnTheLocalCluster) {
