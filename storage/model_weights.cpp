@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <functional>
+#include <limits>
 #include <new>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -330,6 +332,77 @@ Status RemoveStaleShards(const std::string& dir, const std::set<std::string>& ke
   return Status::Ok();
 }
 
+std::vector<std::vector<std::size_t>> PlanShardsBySize(std::span<const std::uint64_t> sizes,
+                                                       std::uint64_t max_shard_bytes) {
+  std::vector<std::vector<std::size_t>> shards;
+  std::vector<std::size_t> current;
+  std::uint64_t current_bytes = 0;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    const std::uint64_t size = sizes[i];
+    if (size > max_shard_bytes) {
+      shards.push_back({i});
+      continue;
+    }
+    if (current_bytes + size > max_shard_bytes) {
+      shards.push_back(std::move(current));
+      current.clear();
+      current_bytes = 0;
+    }
+    current.push_back(i);
+    current_bytes += size;
+  }
+  if (!current.empty() || shards.empty()) shards.push_back(std::move(current));
+  return shards;
+}
+
+// The files of a model whose tensors (with these byte sizes) were validated: one
+// model.safetensors when everything fits in max_shard_bytes, else the shards and the index,
+// last; then the other layout's files and stale shards are removed. `write_file(path, indices)`
+// writes one safetensors file atomically with the tensors `indices`.
+Result<ModelWeightsWriteResult> WritePlannedModel(
+    const std::string& dir, std::span<const SafetensorsWriteTensor> tensors,
+    std::span<const std::uint64_t> sizes, std::uint64_t max_shard_bytes,
+    const std::function<Status(const std::string&, const std::vector<std::size_t>&)>& write_file) {
+  const std::vector<std::vector<std::size_t>> plan = PlanShardsBySize(sizes, max_shard_bytes);
+  if (plan.size() > kModelMaxShards) {
+    return Status::InvalidArgument(dir + ": " + std::to_string(plan.size()) +
+                                   " shards needed, above the limit of " +
+                                   std::to_string(kModelMaxShards) + "; raise max_shard_bytes");
+  }
+  RADLADS_RETURN_IF_ERROR(CreateDirectories(dir));
+
+  ModelWeightsWriteResult result;
+  for (std::uint64_t size : sizes) result.total_size += size;
+  const std::string single_path = JoinPath(dir, kModelSafetensorsFile);
+  const std::string index_path = JoinPath(dir, kModelSafetensorsIndexFile);
+
+  if (plan.size() == 1) {
+    RADLADS_RETURN_IF_ERROR(write_file(single_path, plan[0]));
+    result.files.emplace_back(kModelSafetensorsFile);
+    RADLADS_RETURN_IF_ERROR(RemoveIfExists(index_path));
+    RADLADS_RETURN_IF_ERROR(RemoveStaleShards(dir, {}));
+    RADLADS_RETURN_IF_ERROR(FsyncDirectory(dir));
+    return result;
+  }
+
+  result.sharded = true;
+  std::map<std::string, std::string> weight_map;
+  for (std::size_t k = 0; k < plan.size(); ++k) {
+    const std::string name = ModelShardFileName(k + 1, plan.size());
+    for (std::size_t i : plan[k]) weight_map.emplace(tensors[i].name, name);
+    RADLADS_RETURN_IF_ERROR(write_file(JoinPath(dir, name), plan[k]));
+    result.files.push_back(name);
+  }
+  // The index goes last, so a reader never sees an index naming shards not yet written.
+  RADLADS_RETURN_IF_ERROR(
+      AtomicWriteFile(index_path, BuildIndexJson(result.total_size, weight_map)));
+  RADLADS_RETURN_IF_ERROR(RemoveIfExists(single_path));
+  RADLADS_RETURN_IF_ERROR(
+      RemoveStaleShards(dir, std::set<std::string>(result.files.begin(), result.files.end())));
+  RADLADS_RETURN_IF_ERROR(FsyncDirectory(dir));
+  return result;
+}
+
 }  // namespace
 
 Result<ModelIndex> ParseModelIndex(std::string_view text, std::string_view source) {
@@ -478,25 +551,9 @@ std::string ModelShardFileName(std::size_t k, std::size_t n) {
 
 std::vector<std::vector<std::size_t>> PlanModelShards(
     std::span<const SafetensorsWriteTensor> tensors, std::uint64_t max_shard_bytes) {
-  std::vector<std::vector<std::size_t>> shards;
-  std::vector<std::size_t> current;
-  std::uint64_t current_bytes = 0;
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const std::uint64_t size = tensors[i].data.size();
-    if (size > max_shard_bytes) {
-      shards.push_back({i});
-      continue;
-    }
-    if (current_bytes + size > max_shard_bytes) {
-      shards.push_back(std::move(current));
-      current.clear();
-      current_bytes = 0;
-    }
-    current.push_back(i);
-    current_bytes += size;
-  }
-  if (!current.empty() || shards.empty()) shards.push_back(std::move(current));
-  return shards;
+  std::vector<std::uint64_t> sizes;
+  for (const SafetensorsWriteTensor& t : tensors) sizes.push_back(t.data.size());
+  return PlanShardsBySize(sizes, max_shard_bytes);
 }
 
 Result<ModelWeightsWriteResult> WriteModelWeights(const std::string& dir,
@@ -509,49 +566,57 @@ Result<ModelWeightsWriteResult> WriteModelWeights(const std::string& dir,
   SafetensorsMetadata shard_metadata = metadata;
   shard_metadata.emplace(kSafetensorsFormatKey, kSafetensorsFormatPt);
   RADLADS_RETURN_IF_ERROR(ValidateSafetensorsTensors(tensors, shard_metadata).WithContext(dir));
-  const std::vector<std::vector<std::size_t>> plan = PlanModelShards(tensors, max_shard_bytes);
-  if (plan.size() > kModelMaxShards) {
-    return Status::InvalidArgument(dir + ": " + std::to_string(plan.size()) +
-                                   " shards needed, above the limit of " +
-                                   std::to_string(kModelMaxShards) + "; raise max_shard_bytes");
-  }
-  RADLADS_RETURN_IF_ERROR(CreateDirectories(dir));
-
-  ModelWeightsWriteResult result;
-  for (const SafetensorsWriteTensor& t : tensors) result.total_size += t.data.size();
-  const std::string single_path = JoinPath(dir, kModelSafetensorsFile);
-  const std::string index_path = JoinPath(dir, kModelSafetensorsIndexFile);
-
-  if (plan.size() == 1) {
-    RADLADS_RETURN_IF_ERROR(WriteSafetensors(single_path, tensors, shard_metadata));
-    result.files.emplace_back(kModelSafetensorsFile);
-    RADLADS_RETURN_IF_ERROR(RemoveIfExists(index_path));
-    RADLADS_RETURN_IF_ERROR(RemoveStaleShards(dir, {}));
-    RADLADS_RETURN_IF_ERROR(FsyncDirectory(dir));
-    return result;
-  }
-
-  result.sharded = true;
-  std::map<std::string, std::string> weight_map;
+  std::vector<std::uint64_t> sizes;
+  for (const SafetensorsWriteTensor& t : tensors) sizes.push_back(t.data.size());
   std::vector<SafetensorsWriteTensor> shard;  // copies names/shapes only; data stay borrowed
-  for (std::size_t k = 0; k < plan.size(); ++k) {
-    const std::string name = ModelShardFileName(k + 1, plan.size());
-    shard.clear();
-    for (std::size_t i : plan[k]) {
-      shard.push_back(tensors[i]);
-      weight_map.emplace(tensors[i].name, name);
-    }
-    RADLADS_RETURN_IF_ERROR(WriteSafetensors(JoinPath(dir, name), shard, shard_metadata));
-    result.files.push_back(name);
+  return WritePlannedModel(dir, tensors, sizes, max_shard_bytes,
+                           [&](const std::string& path, const std::vector<std::size_t>& indices) {
+                             shard.clear();
+                             for (std::size_t i : indices) shard.push_back(tensors[i]);
+                             return WriteSafetensors(path, shard, shard_metadata);
+                           });
+}
+
+Result<ModelWeightsWriteResult> WriteModelWeightsStreamed(const std::string& dir,
+                                                          std::span<const SafetensorsWriteTensor> tensors,
+                                                          std::uint64_t max_shard_bytes,
+                                                          const ModelTensorFill& fill,
+                                                          const SafetensorsMetadata& metadata) {
+  if (max_shard_bytes == 0) {
+    return Status::InvalidArgument(dir + ": max_shard_bytes must be positive");
   }
-  // The index goes last, so a reader never sees an index naming shards not yet written.
-  RADLADS_RETURN_IF_ERROR(
-      AtomicWriteFile(index_path, BuildIndexJson(result.total_size, weight_map)));
-  RADLADS_RETURN_IF_ERROR(RemoveIfExists(single_path));
-  RADLADS_RETURN_IF_ERROR(
-      RemoveStaleShards(dir, std::set<std::string>(result.files.begin(), result.files.end())));
-  RADLADS_RETURN_IF_ERROR(FsyncDirectory(dir));
-  return result;
+  SafetensorsMetadata shard_metadata = metadata;
+  shard_metadata.emplace(kSafetensorsFormatKey, kSafetensorsFormatPt);
+  std::vector<std::uint64_t> sizes;
+  std::set<std::string_view> names;
+  for (const SafetensorsWriteTensor& t : tensors) {
+    std::uint64_t n = DTypeSize(t.dtype);
+    for (std::int64_t d : t.shape) {
+      if (d < 0) return Status::InvalidArgument(dir + ": tensor " + Q(t.name) + ": shape: negative dimension");
+      if (d != 0 && n > std::numeric_limits<std::uint64_t>::max() / static_cast<std::uint64_t>(d)) {
+        return Status::InvalidArgument(dir + ": tensor " + Q(t.name) + ": shape: byte size overflows");
+      }
+      n *= static_cast<std::uint64_t>(d);
+    }
+    if (!names.insert(t.name).second) {
+      return Status::InvalidArgument(dir + ": tensor " + Q(t.name) + ": name: appears twice");
+    }
+    sizes.push_back(n);
+  }
+  // Only the shard being written holds data; each file still validates everything it writes.
+  return WritePlannedModel(dir, tensors, sizes, max_shard_bytes,
+                           [&](const std::string& path, const std::vector<std::size_t>& indices) -> Status {
+                             std::vector<std::vector<std::byte>> data(indices.size());
+                             std::vector<SafetensorsWriteTensor> shard;
+                             for (std::size_t j = 0; j < indices.size(); ++j) {
+                               const std::size_t i = indices[j];
+                               data[j].resize(sizes[i]);
+                               RADLADS_RETURN_IF_ERROR(fill(i, std::span<std::byte>(data[j])));
+                               shard.push_back(tensors[i]);
+                               shard.back().data = std::span<const std::byte>(data[j]);
+                             }
+                             return WriteSafetensors(path, shard, shard_metadata);
+                           });
 }
 
 }  // namespace radlads

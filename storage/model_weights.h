@@ -32,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -134,5 +135,22 @@ Result<ModelWeightsWriteResult> WriteModelWeights(const std::string& dir,
                                                   std::span<const SafetensorsWriteTensor> tensors,
                                                   std::uint64_t max_shard_bytes,
                                                   const SafetensorsMetadata& metadata = {});
+
+// Fills tensor `index`'s bytes (exactly prod(shape) x DTypeSize(dtype) of them, little-endian).
+using ModelTensorFill = std::function<Status(std::size_t index, std::span<std::byte> out)>;
+
+// WriteModelWeights for models too large to hold in memory (radlads-model init at 7B and up):
+// `tensors` carry names, dtypes and shapes only (their data spans are ignored). Shards are
+// planned from the sizes by the same rule and written one at a time: before a file is written,
+// `fill` produces the data of its tensors, which are released once it is written, so at most
+// one shard (max_shard_bytes, or the largest tensor) is held. Same files, atomicity and cleanup
+// as WriteModelWeights; names and shapes are checked first (duplicates, negative or overflowing
+// shapes), every other check happens as each file is written, and an error of `fill` is returned
+// as is (files written before it stay).
+Result<ModelWeightsWriteResult> WriteModelWeightsStreamed(const std::string& dir,
+                                                          std::span<const SafetensorsWriteTensor> tensors,
+                                                          std::uint64_t max_shard_bytes,
+                                                          const ModelTensorFill& fill,
+                                                          const SafetensorsMetadata& metadata = {});
 
 }  // namespace radlads

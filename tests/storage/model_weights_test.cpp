@@ -162,6 +162,49 @@ TEST(ModelWeights, WritesOneFileWhenEverythingFitsAndCleansStaleLayouts) {
   EXPECT_TRUE(again->sharded());
 }
 
+// The streamed writer (radlads-model init) writes the same files, byte for byte, as the
+// in-memory one, producing only the tensors of the file being written.
+TEST(ModelWeights, StreamedWriterWritesTheSameBytesOneShardAtATime) {
+  const std::vector<OwnedTensor> ts = ModelTensors(13);
+  std::vector<SafetensorsWriteTensor> shapes;
+  for (const SafetensorsWriteTensor& t : testing::Views(ts)) {
+    shapes.push_back(t);
+    shapes.back().data = {};
+  }
+  for (std::uint64_t max_shard : {std::uint64_t{128}, std::uint64_t{400}, std::uint64_t{1} << 20}) {
+    SCOPED_TRACE(max_shard);
+    testing::ScratchDir a, b;
+    Result<ModelWeightsWriteResult> want = WriteModelWeights(a.path(), testing::Views(ts), max_shard);
+    ASSERT_TRUE(want.ok()) << want.status().ToString();
+    std::vector<std::size_t> filled;
+    Result<ModelWeightsWriteResult> got = WriteModelWeightsStreamed(
+        b.path(), shapes, max_shard, [&](std::size_t i, std::span<std::byte> out) {
+          EXPECT_EQ(out.size(), ts[i].bytes.size());
+          std::copy(ts[i].bytes.begin(), ts[i].bytes.end(), out.begin());
+          filled.push_back(i);
+          return Status::Ok();
+        });
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->files, want->files);
+    EXPECT_EQ(got->sharded, want->sharded);
+    EXPECT_EQ(got->total_size, want->total_size);
+    EXPECT_EQ(filled.size(), ts.size()) << "each tensor is produced once";
+    for (const std::string& f : want->files) EXPECT_EQ(testing::ReadAll(b.File(f)), testing::ReadAll(a.File(f))) << f;
+    EXPECT_EQ(testing::ReadAll(b.File("model.safetensors.index.json")),
+              testing::ReadAll(a.File("model.safetensors.index.json")));
+  }
+  // A failing producer stops the write with its own error; duplicate names are refused first.
+  testing::ScratchDir c;
+  Result<ModelWeightsWriteResult> failed = WriteModelWeightsStreamed(
+      c.path(), shapes, 128, [](std::size_t, std::span<std::byte>) { return Status::IOError("no entropy"); });
+  EXPECT_EQ(failed.status().code(), Status::Code::kIOError);
+  std::vector<SafetensorsWriteTensor> dup = {shapes[0], shapes[0]};
+  Result<ModelWeightsWriteResult> refused = WriteModelWeightsStreamed(
+      c.path(), dup, 128, [](std::size_t, std::span<std::byte>) { return Status::Ok(); });
+  EXPECT_EQ(refused.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("appears twice"));
+}
+
 TEST(ModelWeights, OpensASingleFileOrAnIndexPathDirectly) {
   testing::ScratchDir dir;
   const std::vector<OwnedTensor> ts = ModelTensors(13);
