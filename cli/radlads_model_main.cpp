@@ -1,8 +1,10 @@
 // radlads-model: inspect model directories, safetensors files and token datasets; compute the
-// logits of any supported model; pretrain a tiny Qwen2-architecture teacher.
+// logits of any supported model; pretrain a tiny Qwen2-architecture teacher; write a randomly
+// initialised Qwen2 teacher at a preset's shapes.
 #include <cstdio>
 
 #include "cli/cli_util.h"
+#include "cli/init_command.h"
 #include "cli/inspect.h"
 #include "cli/logits_command.h"
 #include "cli/pretrain_command.h"
@@ -11,7 +13,8 @@
 int main(int argc, char** argv) {
   using namespace radlads;
   cli::ReexecWithThreadingDefaults(argc, argv);
-  CLI::App app{"radlads-model: inspect models and datasets, compute logits, pretrain a tiny teacher.\n"
+  CLI::App app{"radlads-model: inspect models and datasets, compute logits, pretrain a tiny teacher, "
+               "initialise a random teacher.\n"
                "Exit codes: 0 success, 1 runtime failure, 2 invalid input or usage."};
   app.require_subcommand(1);
   int threads = 0;
@@ -62,10 +65,36 @@ int main(int argc, char** argv) {
   pretrain->add_option("--seed", pre.opts.seed, "Data-order seed")->capture_default_str();
   pretrain->add_option("--init-seed", pre.init_seed, "Parameter init seed")->capture_default_str();
 
+  cli::InitArgs init_args;
+  CLI::App* init = app.add_subcommand(
+      "init", "Write a randomly initialised Qwen2 teacher (transformers' Qwen2 init) in the Hugging Face "
+              "layout: config.json, weights (sharded with an index above 5 GB), the preset's tokenizer "
+              "files. For tests and benchmarks at real shapes; not a trained model");
+  CLI::Option* init_preset =
+      init->add_option("--preset", init_args.preset, "Model preset name or YAML path (e.g. qwen2.5-0.5b)");
+  init->add_option("--config", init_args.config,
+                   "A Hugging Face config.json (or a model directory holding one) instead of a preset; "
+                   "its directory's tokenizer files are copied")
+      ->excludes(init_preset);
+  init->add_option("--out", init_args.out, "Output model directory (must not exist, or be empty)")->required();
+  init->add_option("--layers", init_args.layers, "Replace num_hidden_layers (default: the config's)")
+      ->check(CLI::PositiveNumber);
+  init->add_option("--dtype", init_args.dtype,
+                   "Weight dtype (default: bf16 when the config's torch_dtype is bfloat16, else f32)")
+      ->check(CLI::IsMember({"bf16", "f32"}));
+  init->add_option("--seed", init_args.seed, "Init seed (each tensor draws from (seed, its name))")
+      ->capture_default_str();
+  init->add_option("--init-range", init_args.init_range, "Standard deviation of the matrices")
+      ->capture_default_str();
+
   if (int rc = cli::ParseOrExitCode(app, argc, argv); rc >= 0) return rc;
   if (threads > 0) cpu::SetNumThreads(threads);
   if (inspect->parsed()) return cli::Finish(cli::Inspect(inspect_path, inspect_opts, stdout));
   if (logits->parsed()) return cli::Finish(cli::RunLogits(logits_args, stdout));
+  if (init->parsed()) {
+    init_args.command_line = cli::JoinArgv(argc, argv);
+    return cli::Finish(cli::RunInit(init_args, stdout));
+  }
   if (pretrain->parsed()) {
     pre.command_line = cli::JoinArgv(argc, argv);
     return cli::Finish(cli::RunPretrain(pre));
