@@ -14,7 +14,7 @@
 #include "contract/run_layout.h"
 #include "plan/plan_report.h"
 #include "storage/binidx.h"
-#include "storage/byte_tokenizer.h"
+#include "storage/text_tokenizer.h"
 
 namespace radlads {
 namespace {
@@ -37,9 +37,9 @@ struct DataSource {
   std::uint64_t tokens = 0;
 };
 
-// `tokenize`: read and tokenize text files (the coordinator); otherwise only decide the kind.
+// `tokenizer`: read and tokenize text files with it (the coordinator); null: only decide the kind.
 Result<DataSource> PrepareData(const RunSettings& s, const std::vector<std::string>& paths, const char* key,
-                               bool tokenize) {
+                               const TextTokenizer* tokenizer) {
   DataSource d;
   bool any_text = false, any_tokens = false;
   for (const std::string& p : paths) (IsText(p) ? any_text : any_tokens) = true;
@@ -57,21 +57,21 @@ Result<DataSource> PrepareData(const RunSettings& s, const std::vector<std::stri
     return d;
   }
   d.text = true;
-  if (!tokenize) return d;
+  if (tokenizer == nullptr) return d;
   for (const std::string& p : paths) {
     RADLADS_ASSIGN_OR_RETURN(std::string text, ReadMaybeGzipFile(s.Resolve(p)));
     if (text.empty()) return Status::InvalidArgument(s.Resolve(p) + ": empty text file (data." + key + ")");
-    d.docs.push_back(EncodeBytes(text));
+    d.docs.push_back(tokenizer->Encode(text));
     d.tokens += d.docs.back().size() + 1;  // + end-of-text
   }
   return d;
 }
 
-Status WriteData(const DataSource& d, const std::string& prefix) {
+Status WriteData(const DataSource& d, const std::string& prefix, const TextTokenizer& tokenizer) {
   if (!d.text || PathExists(prefix + ".idx")) return Status::Ok();
   BinidxWriterOptions o;
-  o.vocab_size = kByteVocabSize;
-  o.eos_id = kByteEndOfText;
+  o.vocab_size = tokenizer.vocab_size();
+  o.eos_id = tokenizer.end_of_text_id();
   RADLADS_ASSIGN_OR_RETURN(BinidxWriter w, BinidxWriter::Create(prefix, o));
   for (const auto& doc : d.docs) RADLADS_RETURN_IF_ERROR(w.AppendDocument(doc));
   return w.Finish();
@@ -148,8 +148,17 @@ Result<std::unique_ptr<RunSetup>> PrepareRunAsCoordinator(const std::string& con
   Result<Qwen2Teacher> teacher = LoadQwen2Teacher(r->teacher_dir);
   if (!teacher.ok()) return teacher.status().WithContext("teacher");
   r->teacher.emplace(std::move(teacher).value());
-  RADLADS_ASSIGN_OR_RETURN(DataSource train_src, PrepareData(settings, settings.data.train, "train", true));
-  RADLADS_ASSIGN_OR_RETURN(DataSource heldout_src, PrepareData(settings, settings.data.heldout, "heldout", true));
+  // Text is tokenized with the teacher's own tokenizer (byte tokens for the tiny teacher).
+  RADLADS_ASSIGN_OR_RETURN(TextTokenizer tokenizer, TextTokenizer::ForRun(settings.data.tokenizer, r->teacher_dir));
+  if (tokenizer.vocab_size() > static_cast<std::uint64_t>(r->teacher->config.vocab_size) && !tokenizer.is_bytes()) {
+    return Status::InvalidArgument(r->teacher_dir + "/tokenizer.json: " + std::to_string(tokenizer.vocab_size()) +
+                                   " token ids, but config.json vocab_size is " +
+                                   std::to_string(r->teacher->config.vocab_size) +
+                                   ": expected the tokenizer of this model");
+  }
+  RADLADS_ASSIGN_OR_RETURN(DataSource train_src, PrepareData(settings, settings.data.train, "train", &tokenizer));
+  RADLADS_ASSIGN_OR_RETURN(DataSource heldout_src, PrepareData(settings, settings.data.heldout, "heldout", &tokenizer));
+  if (train_src.text || heldout_src.text) log::Info("text tokenized with " + tokenizer.description());
   const std::string train_path = train_src.text ? layout.Abs(RunLayout::TrainPrefix()) : train_src.dataset;
   const std::string heldout_path = heldout_src.text ? layout.Abs(RunLayout::HeldoutPrefix()) : heldout_src.dataset;
 
@@ -164,8 +173,8 @@ Result<std::unique_ptr<RunSetup>> PrepareRunAsCoordinator(const std::string& con
 
   // ---- Write the run directory (idempotent for the same plan). ----
   RADLADS_RETURN_IF_ERROR(CreateDirectories(layout.Abs(RunLayout::DataDir())));
-  RADLADS_RETURN_IF_ERROR(WriteData(train_src, layout.Abs(RunLayout::TrainPrefix())));
-  RADLADS_RETURN_IF_ERROR(WriteData(heldout_src, layout.Abs(RunLayout::HeldoutPrefix())));
+  RADLADS_RETURN_IF_ERROR(WriteData(train_src, layout.Abs(RunLayout::TrainPrefix()), tokenizer));
+  RADLADS_RETURN_IF_ERROR(WriteData(heldout_src, layout.Abs(RunLayout::HeldoutPrefix()), tokenizer));
   RADLADS_RETURN_IF_ERROR(WriteRunDirectory(r->plan(), r->inputs, run_dir, &r->planned.notes));
   const std::string started = layout.Abs(RunLayout::StartedAtFile());
   if (!PathExists(started)) RADLADS_RETURN_IF_ERROR(AtomicWriteFile(started, std::to_string(NowUnixMs()) + "\n"));
@@ -204,8 +213,8 @@ Result<std::unique_ptr<RunSetup>> OpenRunAsWorker(const std::string& run_dir) {
   Result<Qwen2Teacher> teacher = LoadQwen2Teacher(r->teacher_dir);
   if (!teacher.ok()) return teacher.status().WithContext("teacher");
   r->teacher.emplace(std::move(teacher).value());
-  RADLADS_ASSIGN_OR_RETURN(DataSource train_src, PrepareData(settings, settings.data.train, "train", false));
-  RADLADS_ASSIGN_OR_RETURN(DataSource heldout_src, PrepareData(settings, settings.data.heldout, "heldout", false));
+  RADLADS_ASSIGN_OR_RETURN(DataSource train_src, PrepareData(settings, settings.data.train, "train", nullptr));
+  RADLADS_ASSIGN_OR_RETURN(DataSource heldout_src, PrepareData(settings, settings.data.heldout, "heldout", nullptr));
   const std::string train_path = train_src.text ? layout.Abs(RunLayout::TrainPrefix()) : train_src.dataset;
   const std::string heldout_path = heldout_src.text ? layout.Abs(RunLayout::HeldoutPrefix()) : heldout_src.dataset;
   std::uint64_t train_tokens = train_src.tokens;

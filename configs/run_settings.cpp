@@ -46,8 +46,12 @@ Schema<RunSettings> BuildSchema() {
               [](const ConfigNode& n, const ValueContext& at, RunDataSettings* d) { return ReadStringList(n, at, &d->train); });
   data.Custom("heldout", "path or list of paths", "", Req("Held-out text or token dataset: evaluation only, never trained on.", "issue: embedded default"),
               [](const ConfigNode& n, const ValueContext& at, RunDataSettings* d) { return ReadStringList(n, at, &d->heldout); });
-  data.Enum<std::string>("tokenizer", &RunDataSettings::tokenizer, {{"bytes", "bytes"}},
-                         Opt("bytes", "Tokenizer for text inputs: Qwen2.5's byte tokens (ids 0-255, end-of-text 256).", "docs/formats/datasets.md §6"));
+  data.Enum<std::string>("tokenizer", &RunDataSettings::tokenizer, {{"teacher", "teacher"}, {"bytes", "bytes"}},
+                         Opt("teacher",
+                             "Tokenizer for text inputs and evaluation samples: `teacher`, the teacher's tokenizer.json "
+                             "(byte tokens when it has none, or when it is the byte vocabulary); `bytes`, Qwen2.5's "
+                             "byte tokens (ids 0-255, end-of-text 256).",
+                             "docs/conversion.md, docs/tokenizer.md"));
 
   Schema<RunEvalSettings> eval;
   eval.Int("max_tokens", &RunEvalSettings::max_tokens, IntRange{0, INT64_MAX},

@@ -21,7 +21,9 @@ namespace radlads {
 struct RunDataSettings {
   std::vector<std::string> train;    // text files (.txt, .txt.gz) or one token dataset
   std::vector<std::string> heldout;  // never used for training; evaluation only
-  std::string tokenizer = "bytes";   // for text inputs
+  // For text inputs and the evaluation's samples (storage/text_tokenizer.h TextTokenizer::ForRun):
+  // "teacher" (the teacher directory's tokenizer.json; byte tokens without one) or "bytes".
+  std::string tokenizer = "teacher";
 };
 
 struct RunEvalSettings {

@@ -1,19 +1,23 @@
 // export: the student as a Hugging Face directory in the released rwkv6qwen2 / rwkv7qwen2
-// layout. eval: held-out cross-entropy, KL(teacher || student) and top-1 agreement of the
+// layout, in the teacher's dtype (bf16 for a real Qwen2.5, F32 for the tiny teacher), sharded
+// with an index when large. eval: held-out cross-entropy, KL(teacher || student) and top-1 agreement of the
 // student after steps 0, 1 and the end, against the teacher, plus greedy continuations.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
+#include "base/gzip.h"
 #include "kernels/ops/head_loss.h"
 #include "pipeline/lm_batch.h"
 #include "pipeline/pretrain.h"
 #include "pipeline/student_model.h"
-#include "storage/byte_tokenizer.h"
+#include "storage/text_tokenizer.h"
+#include "storage/model_weights.h"
 #include "worker/checkpoint_io.h"
 #include "worker/eval_report.h"
 #include "worker/task_env.h"
@@ -23,6 +27,33 @@ namespace {
 
 constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json", "vocab.json",
                                            "merges.txt", "special_tokens_map.json", "generation_config.json"};
+
+// The dtype the student is released in: the teacher's. config.json's torch_dtype when it names a
+// 16-bit type; otherwise (float32, or no key: transformers then reads float32) the dtype the
+// teacher's embedding is stored in, when that is 16-bit; else F32.
+DType TeacherDType(const Qwen2Config& cfg, const std::string& teacher_dir) {
+  if (cfg.torch_dtype == "bfloat16") return DType::kBF16;
+  if (cfg.torch_dtype == "float16") return DType::kF16;
+  if (Result<ModelWeights> w = ModelWeights::Open(teacher_dir); w.ok()) {
+    if (const ModelTensor* t = w->Find("model.embed_tokens.weight")) {
+      if (t->info->dtype == DType::kBF16 || t->info->dtype == DType::kF16) return t->info->dtype;
+    }
+  }
+  return DType::kF32;
+}
+
+// The exported weight files: model.safetensors, or the index and every shard it names.
+Result<std::vector<std::string>> ExportedWeightFiles(const std::string& dir) {
+  const std::string index = JoinPath(dir, "model.safetensors.index.json");
+  if (!PathExists(index)) return std::vector<std::string>{"model.safetensors"};
+  RADLADS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(index));
+  RADLADS_ASSIGN_OR_RETURN(ModelIndex parsed, ParseModelIndex(text, index));
+  std::set<std::string> shards;
+  for (const auto& [tensor, shard] : parsed.weight_map) shards.insert(shard);
+  std::vector<std::string> files(shards.begin(), shards.end());
+  files.push_back("model.safetensors.index.json");
+  return files;
+}
 
 Result<std::unique_ptr<ParamSet>> StudentFromFiles(const TaskEnv& env, const std::vector<FileRecord>& layer_files) {
   auto params = std::make_unique<ParamSet>();
@@ -47,8 +78,10 @@ Result<std::vector<FileRecord>> FinalLayerFiles(const TaskEnv& env, const LeaseG
   return files;
 }
 
+// Greedy continuation of `ids`: n tokens chosen among ids below `vocab_used`, stopping early
+// after one of `stop` (which is kept).
 std::vector<std::uint32_t> Greedy(DecoderModel& model, std::vector<std::uint32_t> ids, std::int64_t n,
-                                  std::int64_t vocab_used) {
+                                  std::int64_t vocab_used, const std::vector<std::uint32_t>& stop) {
   const std::size_t prompt = ids.size();
   for (std::int64_t i = 0; i < n; ++i) {
     const auto T = static_cast<std::int64_t>(ids.size());
@@ -60,6 +93,7 @@ std::vector<std::uint32_t> Greedy(DecoderModel& model, std::vector<std::uint32_t
     const float* z = logits.f32();
     std::int64_t arg = std::max_element(z, z + vocab_used) - z;
     ids.push_back(static_cast<std::uint32_t>(arg));
+    if (std::find(stop.begin(), stop.end(), ids.back()) != stop.end()) break;
   }
   return std::vector<std::uint32_t>(ids.begin() + static_cast<std::ptrdiff_t>(prompt), ids.end());
 }
@@ -75,22 +109,21 @@ Result<TaskResult> RunExportTask(TaskEnv& env, const LeaseGrant& grant, TaskRepo
   RADLADS_RETURN_IF_ERROR(LoadCheckpointShards(env.layout.dir, dep->record.files, params, 1, 0, {}).status());
   const std::string rel = RunLayout::OutputModelDir();
   const std::string dir = env.layout.Abs(rel);
-  RADLADS_RETURN_IF_ERROR(SaveStudent(env.student, params, dir, DType::kF32));
-  // The tokenizer travels with the model (copied from the teacher, byte for byte).
+  RADLADS_RETURN_IF_ERROR(SaveStudent(env.student, params, dir, TeacherDType(env.teacher->config, env.teacher_dir)));
+  // The tokenizer travels with the model (copied from the teacher, byte for byte; a teacher's
+  // tokenizer.json.gz is written inflated, as transformers reads plain files only).
   for (const char* name : kTokenizerFiles) {
-    const std::string from = JoinPath(env.teacher_dir, name);
+    std::string from = JoinPath(env.teacher_dir, name);
+    if (!PathExists(from) && std::string_view(name) == "tokenizer.json") from += ".gz";
     if (!PathExists(from)) continue;
-    RADLADS_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(from));
+    RADLADS_ASSIGN_OR_RETURN(std::string bytes, ReadMaybeGzipFile(from));
     RADLADS_RETURN_IF_ERROR(AtomicWriteFile(JoinPath(dir, name), bytes));
   }
   TaskResult r;
-  for (const std::string& name : {std::string("config.json"), std::string("model.safetensors")}) {
-    if (!PathExists(JoinPath(dir, name))) continue;  // sharded exports list their shards below
+  RADLADS_ASSIGN_OR_RETURN(std::vector<std::string> weight_files, ExportedWeightFiles(dir));
+  weight_files.insert(weight_files.begin(), "config.json");
+  for (const std::string& name : weight_files) {
     RADLADS_ASSIGN_OR_RETURN(FileRecord f, RecordFile(env.layout.dir, JoinPath(rel, name)));
-    r.final.checkpoint.files.push_back(f);
-  }
-  if (PathExists(JoinPath(dir, "model.safetensors.index.json"))) {
-    RADLADS_ASSIGN_OR_RETURN(FileRecord f, RecordFile(env.layout.dir, JoinPath(rel, "model.safetensors.index.json")));
     r.final.checkpoint.files.push_back(f);
   }
   r.final.checkpoint.step = dep->record.step;
@@ -132,12 +165,15 @@ Result<TaskResult> RunEvalTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
   rep.tokens_conversion = 0;
   for (const StepPlan& sp : env.plan->steps) rep.tokens_conversion += sp.tokens;
   rep.tokens_teacher_pretraining = TeacherPretrainingTokens(env.teacher_dir);
-  // Greedy continuations of the fixed prompt.
-  std::vector<std::uint32_t> prompt = EncodeBytes(es.prompt);
-  const std::int64_t vocab_used = std::min<std::int64_t>(env.student.base.vocab_size, kByteVocabSize);
+  // Greedy continuations of the fixed prompt, in the run's tokenizer (the teacher's; byte tokens
+  // for the tiny default): every id the tokenizer defines is a candidate, padding rows are not.
+  RADLADS_ASSIGN_OR_RETURN(TextTokenizer tokenizer, TextTokenizer::ForRun(env.settings->data.tokenizer, env.teacher_dir));
+  std::vector<std::uint32_t> prompt = tokenizer.Encode(es.prompt);
+  const std::int64_t vocab_used = std::min<std::int64_t>(env.student.base.vocab_size, tokenizer.vocab_size());
+  const std::vector<std::uint32_t> stop = tokenizer.stop_ids();
   rep.prompt = es.prompt;
-  rep.teacher_continuation = DecodeTokens(Greedy(*env.teacher->model, prompt, es.generate_tokens, vocab_used));
-  rep.student_continuation = DecodeTokens(Greedy(*fin.model, prompt, es.generate_tokens, vocab_used));
+  rep.teacher_continuation = tokenizer.Decode(Greedy(*env.teacher->model, prompt, es.generate_tokens, vocab_used, stop));
+  rep.student_continuation = tokenizer.Decode(Greedy(*fin.model, prompt, es.generate_tokens, vocab_used, stop));
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch()).count();
   rep.seconds_total = env.run_started_unix_ms > 0 ? static_cast<double>(now_ms - env.run_started_unix_ms) / 1000.0 : 0.0;
