@@ -6,6 +6,12 @@
 #include "kernels/ops/linear.h"
 
 namespace radlads {
+namespace {
+
+// FrozenWeightScratch slots of the attention matrices (the decoder's MLP uses the next ones).
+constexpr int kSlotQ = 0, kSlotK = 1, kSlotV = 2, kSlotO = 3;
+
+}  // namespace
 
 AttentionMixer::AttentionMixer(const Qwen2Config& cfg, ParamSet& params, const std::string& prefix)
     : heads_(cfg.num_attention_heads),
@@ -17,7 +23,10 @@ AttentionMixer::AttentionMixer(const Qwen2Config& cfg, ParamSet& params, const s
     RADLADS_CHECK(p.value.shape() == shape)
         << p.name << ": shape " << ShapeToString(p.value.shape()) << ", expected "
         << ShapeToString(shape);
-    value = p.value;
+    RADLADS_CHECK(!p.trainable || p.value.dtype() == DType::kF32)
+        << p.name << ": a trainable parameter must be F32, got " << p.value.DebugString();
+    // Vectors are converted once (tiny); matrices per use (FrozenWeightScratch).
+    value = p.value.rank() == 1 ? ResidentF32(p.value) : p.value;
     grad = p.trainable ? p.grad : Tensor();
   };
   const std::int64_t qd = heads_ * head_dim_, kvd = kv_heads_ * head_dim_;
@@ -40,9 +49,10 @@ void AttentionMixer::Forward(const Tensor& x, MixerContext& ctx, Tensor& y) {
   Tensor q_flat = q_.View({B, T, heads_ * head_dim_});
   Tensor k_flat = k_.View({B, T, kv_heads_ * head_dim_});
   Tensor v_flat = v_.View({B, T, kv_heads_ * head_dim_});
-  ops::LinearForward(x, wq_, bq_, q_flat);
-  ops::LinearForward(x, wk_, bk_, k_flat);
-  ops::LinearForward(x, wv_, bv_, v_flat);
+  FrozenWeightScratch& scratch = ctx.frozen_scratch != nullptr ? *ctx.frozen_scratch : own_scratch_;
+  ops::LinearForward(x, scratch.AsF32(kSlotQ, wq_), bq_, q_flat);
+  ops::LinearForward(x, scratch.AsF32(kSlotK, wk_), bk_, k_flat);
+  ops::LinearForward(x, scratch.AsF32(kSlotV, wv_), bv_, v_flat);
   ops::RopeForward(q_, *ctx.rope, ctx.pos0, q_);
   ops::RopeForward(k_, *ctx.rope, ctx.pos0, k_);
   o_ = Tensor::Empty({B, T, heads_, head_dim_});
@@ -53,7 +63,7 @@ void AttentionMixer::Forward(const Tensor& x, MixerContext& ctx, Tensor& y) {
   } else {
     AttentionForward(q_, k_, v_, scale, o_, nullptr);
   }
-  ops::LinearForward(o_.View({B, T, heads_ * head_dim_}), wo_, Tensor(), y);
+  ops::LinearForward(o_.View({B, T, heads_ * head_dim_}), scratch.AsF32(kSlotO, wo_), Tensor(), y);
 }
 
 void AttentionMixer::Backward(const Tensor& dy, MixerContext& ctx, Tensor* dx) {
@@ -62,7 +72,8 @@ void AttentionMixer::Backward(const Tensor& dy, MixerContext& ctx, Tensor* dx) {
   Tensor o_flat = o_.View({B, T, heads_ * head_dim_});
   Tensor d_o = Tensor::Zeros({B, T, heads_, head_dim_});
   Tensor d_o_flat = d_o.View({B, T, heads_ * head_dim_});
-  ops::LinearBackward(o_flat, wo_, dy, &d_o_flat, dwo_.defined() ? &dwo_ : nullptr, nullptr);
+  FrozenWeightScratch& scratch = ctx.frozen_scratch != nullptr ? *ctx.frozen_scratch : own_scratch_;
+  ops::LinearBackward(o_flat, scratch.AsF32(kSlotO, wo_), dy, &d_o_flat, dwo_.defined() ? &dwo_ : nullptr, nullptr);
   Tensor dq = Tensor::Zeros(q_.shape());
   Tensor dk = Tensor::Zeros(k_.shape());
   Tensor dv = Tensor::Zeros(v_.shape());
@@ -75,9 +86,9 @@ void AttentionMixer::Backward(const Tensor& dy, MixerContext& ctx, Tensor* dx) {
   ops::RopeBackward(dk, *ctx.rope, ctx.pos0, dk_pre);
   auto opt = [](Tensor& t) { return t.defined() ? &t : nullptr; };
   const std::int64_t qd = heads_ * head_dim_, kvd = kv_heads_ * head_dim_;
-  ops::LinearBackward(x_, wq_, dq_pre.View({B, T, qd}), dx, opt(dwq_), opt(dbq_));
-  ops::LinearBackward(x_, wk_, dk_pre.View({B, T, kvd}), dx, opt(dwk_), opt(dbk_));
-  ops::LinearBackward(x_, wv_, dv.View({B, T, kvd}), dx, opt(dwv_), opt(dbv_));
+  ops::LinearBackward(x_, scratch.AsF32(kSlotQ, wq_), dq_pre.View({B, T, qd}), dx, opt(dwq_), opt(dbq_));
+  ops::LinearBackward(x_, scratch.AsF32(kSlotK, wk_), dk_pre.View({B, T, kvd}), dx, opt(dwk_), opt(dbk_));
+  ops::LinearBackward(x_, scratch.AsF32(kSlotV, wv_), dv.View({B, T, kvd}), dx, opt(dwv_), opt(dbv_));
 }
 
 }  // namespace radlads

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "base/profile.h"
@@ -15,11 +16,35 @@
 #include "kernels/ops/embedding.h"
 #include "kernels/ops/linear.h"
 #include "kernels/ops/rmsnorm.h"
+#include "pipeline/frozen_weights.h"
 
 namespace radlads {
 namespace {
 
 Tensor* Opt(Tensor& t) { return t.defined() ? &t : nullptr; }
+
+// FrozenWeightScratch slots of the MLP matrices (0-3 are the attention mixer's).
+constexpr int kSlotGate = 4, kSlotUp = 5, kSlotDown = 6;
+
+// Embedding rows of `ids` from `table` [V, C] (F32, or a frozen BF16/F16 view converted row by
+// row: the same values ops::EmbeddingForward copies from a converted table).
+void EmbedRows(const Tensor& ids, const Tensor& table, Tensor& out) {
+  if (table.dtype() == DType::kF32) {
+    ops::EmbeddingForward(ids, table, out);
+    return;
+  }
+  const std::int64_t V = table.dim(0), C = table.dim(1);
+  const std::size_t row_bytes = static_cast<std::size_t>(C) * DTypeSize(table.dtype());
+  const auto* base = static_cast<const std::byte*>(table.raw());
+  const std::int32_t* id = ids.data<std::int32_t>();
+  float* o = out.f32();
+  for (std::int64_t i = 0; i < ids.numel(); ++i) {
+    RADLADS_CHECK(id[i] >= 0 && id[i] < V) << "embedding: id " << id[i] << " outside [0, " << V << ")";
+    RADLADS_CHECK(ConvertToF32(table.dtype(), base + static_cast<std::size_t>(id[i]) * row_bytes, o + i * C,
+                               static_cast<std::size_t>(C)))
+        << "embedding table " << table.DebugString();
+  }
+}
 
 }  // namespace
 
@@ -38,6 +63,8 @@ DecoderModel::DecoderModel(const Qwen2Config& cfg, ParamSet& params, const Mixer
     Param& p = params.Get(name);
     RADLADS_CHECK(p.value.shape() == shape) << name << ": shape " << ShapeToString(p.value.shape())
                                             << ", expected " << ShapeToString(shape);
+    RADLADS_CHECK(!p.trainable || p.value.dtype() == DType::kF32)
+        << name << ": a trainable parameter must be F32, got " << p.value.DebugString();
     value = p.value;
     grad = p.trainable ? p.grad : Tensor();
   };
@@ -46,11 +73,14 @@ DecoderModel::DecoderModel(const Qwen2Config& cfg, ParamSet& params, const Mixer
   }
   if (shard_.last_stage) {
     bind("model.norm.weight", {C}, final_norm_, d_final_norm_);
+    final_norm_ = ResidentF32(final_norm_);
     if (cfg.tie_word_embeddings) {
+      embed_ = ResidentF32(embed_);  // the head needs it whole in fp32: converted once, for both
       head_w_ = embed_;
       head_dw_ = d_embed_;
     } else {
       bind("lm_head.weight", {V, C}, head_w_, head_dw_);
+      head_w_ = ResidentF32(head_w_);
     }
   }
   layers_.resize(static_cast<std::size_t>(cfg.num_hidden_layers));
@@ -63,6 +93,8 @@ DecoderModel::DecoderModel(const Qwen2Config& cfg, ParamSet& params, const Mixer
     bind(p + "mlp.gate_proj.weight", {F, C}, L.w_gate, L.dw_gate);
     bind(p + "mlp.up_proj.weight", {F, C}, L.w_up, L.dw_up);
     bind(p + "mlp.down_proj.weight", {C, F}, L.w_down, L.dw_down);
+    L.in_norm = ResidentF32(L.in_norm);
+    L.post_norm = ResidentF32(L.post_norm);
     mixers_[static_cast<std::size_t>(l)] = make_mixer(l);
     RADLADS_CHECK(mixers_[static_cast<std::size_t>(l)] != nullptr) << "no mixer for layer " << l;
   }
@@ -111,7 +143,7 @@ Tensor DecoderModel::Embed(const Tensor& ids) {
   const std::int64_t C = cfg_.hidden_size;
   Tensor x = Tensor::Empty({ids.dim(0), ids.dim(1), C});
   if (shard_.tp == nullptr && shard_.vocab_begin == 0) {
-    ops::EmbeddingForward(ids, embed_, x);
+    EmbedRows(ids, embed_, x);
     return x;
   }
   // Vocabulary-parallel: this shard's rows for the ids it holds, zeros elsewhere, summed over
@@ -120,7 +152,7 @@ Tensor DecoderModel::Embed(const Tensor& ids) {
   VocabRows in = RowsInRange(ids, shard_.vocab_begin, cfg_.vocab_size);
   if (!in.where.empty()) {
     Tensor rows = Tensor::Empty({static_cast<std::int64_t>(in.where.size()), C});
-    ops::EmbeddingForward(in.local_ids, embed_, rows);
+    EmbedRows(in.local_ids, embed_, rows);
     for (std::size_t k = 0; k < in.where.size(); ++k) {
       std::memcpy(x.f32() + in.where[k] * C, rows.f32() + static_cast<std::int64_t>(k) * C,
                   static_cast<std::size_t>(C) * sizeof(float));
@@ -139,15 +171,16 @@ Tensor DecoderModel::Embed(const Tensor& ids) {
 constexpr std::int64_t kMlpRows = 64;
 constexpr std::int64_t kMlpPackMaxFloats = std::int64_t{8} << 20;  // 32 MiB per weight
 
-void DecoderModel::MlpRowBlocks(const Layer& L, const Tensor& n2, const Tensor& h, Tensor& out) {
+void DecoderModel::MlpRowBlocks(const Tensor& w_gate, const Tensor& w_up, const Tensor& w_down, const Tensor& n2,
+                                const Tensor& h, Tensor& out) {
   const std::int64_t C = cfg_.hidden_size, F = cfg_.intermediate_size, N = n2.numel() / C;
   const std::int64_t blocks = (N + kMlpRows - 1) / kMlpRows;
   const float* np = n2.f32();
   const float* hp = h.f32();
   float* op = out.f32();
-  const float* wg = L.w_gate.f32();
-  const float* wu = L.w_up.f32();
-  const float* wd = L.w_down.f32();
+  const float* wg = w_gate.f32();
+  const float* wu = w_up.f32();
+  const float* wd = w_down.f32();
   // The three weights packed once for all blocks (cpu::PackedB; the same bits as packing per
   // block) when they are small enough to copy: the tiny model's 3 x 192 KiB, not a 7B's
   // 3 x 270 MiB, whose blocks go through Gemm and pack per block.
@@ -191,6 +224,7 @@ void DecoderModel::BlockForward(int l, const Tensor& x, MixerContext& ctx, bool 
   Tensor n1 = Tensor::Empty({B, T, C}), rstd1 = Tensor::Empty({B * T});
   ops::RmsNormForward(x, L.in_norm, static_cast<float>(cfg_.rms_norm_eps), n1, rstd1);
   Tensor m = Tensor::Empty({B, T, C});
+  ctx.frozen_scratch = &scratch_;
   mixers_[static_cast<std::size_t>(l)]->Forward(n1, ctx, m);
   TpSum(m);  // row-parallel o_proj: each rank holds a partial sum
   // h = x + m and n2 = RMSNorm(h) in one pass (the arithmetic of ops::Add and
@@ -202,7 +236,7 @@ void DecoderModel::BlockForward(int l, const Tensor& x, MixerContext& ctx, bool 
         << "layer " << l << ": mixer output " << m.DebugString() << " for x " << x.DebugString();
     const float* xp = x.f32();
     const float* mp = m.f32();
-    const float* wp = L.post_norm.f32();
+    const float* wp = std::as_const(L.post_norm).f32();  // may be a read-only view
     float* hp = h.f32();
     float* np = n2.f32();
     float* rp = rstd2.f32();
@@ -230,29 +264,34 @@ void DecoderModel::BlockForward(int l, const Tensor& x, MixerContext& ctx, bool 
   }
   RADLADS_CHECK(out.shape() == h.shape() && out.raw() != h.raw() && L.w_down.numel() == C * F)
       << "layer " << l << ": block output " << out.DebugString();
+  // This layer's MLP matrices in fp32: the parameters themselves, or (a frozen model over
+  // bf16/f16 views) converted into the scratch the previous layer used.
+  const Tensor& w_gate = scratch_.AsF32(kSlotGate, L.w_gate);
+  const Tensor& w_up = scratch_.AsF32(kSlotUp, L.w_up);
+  const Tensor& w_down = scratch_.AsF32(kSlotDown, L.w_down);
   Tensor g, u, a;
   if (keep) {
     g = Tensor::Empty({B, T, F});
     u = Tensor::Empty({B, T, F});
     a = Tensor::Empty({B, T, F});
-    ops::LinearForward(n2, L.w_gate, Tensor(), g);
-    ops::LinearForward(n2, L.w_up, Tensor(), u);
+    ops::LinearForward(n2, w_gate, Tensor(), g);
+    ops::LinearForward(n2, w_up, Tensor(), u);
     ops::SwiGluForward(g, u, a);
     if (shard_.tp == nullptr) {
       // out = h + a W_down^T as one GEMM accumulating onto a copy of h (beta = 1) instead of a
       // GEMM into a zeroed buffer and a separate add: two passes over [B,T,C] fewer. The same
       // sum to fp32 rounding (OpenBLAS may add h before the last K-block instead of after).
       std::memcpy(out.raw(), h.raw(), h.nbytes());
-      Gemm(false, true, B * T, C, F, 1.0f, a.f32(), F, L.w_down.f32(), F, 1.0f, out.f32(), C);
+      Gemm(false, true, B * T, C, F, 1.0f, a.f32(), F, w_down.f32(), F, 1.0f, out.f32(), C);
     } else {  // row-parallel down_proj: sum the partial products, then add h once
-      Gemm(false, true, B * T, C, F, 1.0f, a.f32(), F, L.w_down.f32(), F, 0.0f, out.f32(), C);
+      Gemm(false, true, B * T, C, F, 1.0f, a.f32(), F, w_down.f32(), F, 0.0f, out.f32(), C);
       TpSum(out);
       ops::Add(out, h, out);
     }
   } else if (shard_.tp == nullptr) {
-    MlpRowBlocks(L, n2, h, out);
+    MlpRowBlocks(w_gate, w_up, w_down, n2, h, out);
   } else {
-    MlpRowBlocks(L, n2, Tensor::Zeros(h.shape()), out);
+    MlpRowBlocks(w_gate, w_up, w_down, n2, Tensor::Zeros(h.shape()), out);
     TpSum(out);
     ops::Add(out, h, out);
   }
@@ -271,17 +310,18 @@ void DecoderModel::BlockBackward(int l, const Tensor& dout, MixerContext& ctx, T
   const std::int64_t B = dout.dim(0), T = dout.dim(1), C = cfg_.hidden_size, F = cfg_.intermediate_size;
   // out = h + f: both receive dout.
   Tensor da = Tensor::Zeros({B, T, F});
-  ops::LinearBackward(L.a, L.w_down, dout, &da, Opt(L.dw_down), nullptr);
+  ops::LinearBackward(L.a, scratch_.AsF32(kSlotDown, L.w_down), dout, &da, Opt(L.dw_down), nullptr);
   Tensor dg = Tensor::Zeros({B, T, F}), du = Tensor::Zeros({B, T, F});
   ops::SwiGluBackward(L.g, L.u, da, &dg, &du);
   Tensor dn2 = Tensor::Zeros({B, T, C});
-  ops::LinearBackward(L.n2, L.w_gate, dg, &dn2, Opt(L.dw_gate), nullptr);
-  ops::LinearBackward(L.n2, L.w_up, du, &dn2, Opt(L.dw_up), nullptr);
+  ops::LinearBackward(L.n2, scratch_.AsF32(kSlotGate, L.w_gate), dg, &dn2, Opt(L.dw_gate), nullptr);
+  ops::LinearBackward(L.n2, scratch_.AsF32(kSlotUp, L.w_up), du, &dn2, Opt(L.dw_up), nullptr);
   TpSum(dn2);  // column-parallel gate/up: each rank's input gradient is partial
   Tensor dh = dout.Clone();
   ops::RmsNormBackward(L.h, L.post_norm, L.rstd2, dn2, &dh, Opt(L.d_post_norm));
   // h = x + m: dx gets dh directly and through the mixer and norm.
   Tensor dn1 = Tensor::Zeros({B, T, C});
+  ctx.frozen_scratch = &scratch_;
   mixers_[static_cast<std::size_t>(l)]->Backward(dh, ctx, &dn1);
   TpSum(dn1);  // the mixer's heads are split: its input gradient is partial
   ops::RmsNormBackward(L.x, L.in_norm, L.rstd1, dn1, &dx, Opt(L.d_in_norm));

@@ -11,6 +11,15 @@
 // model.norm.weight, lm_head.weight); the ParamSet must outlive the model and keep them.
 // Trainable flags are read when the model is constructed: call ParamSet::SetTrainable first.
 //
+// Frozen weights (a teacher, pipeline/frozen_weights.h): frozen parameters may be read-only
+// views of a mapped file, F32 (used in place) or BF16/F16. For the latter, the model converts
+// the norms, the final norm and the LM head (with a tied embedding: the embedding) to resident
+// fp32 when it is built; an untied embedding is gathered row by row from the file; each layer's
+// matrices are converted into one scratch right before the layer runs (forward, and backward if
+// ever asked), so the model holds one layer in fp32 at a time, never the whole. The arithmetic
+// is the same as over fully converted parameters (the conversion is exact). Trainable
+// parameters must be F32.
+//
 // Forward/Backward follow the Mixer contract: Forward with need_backward keeps activations;
 // Backward consumes them and ACCUMULATES into the trainable parameters' gradients.
 // The stack can also run a layer range on given hidden states (pipeline stages, the step-1
@@ -38,6 +47,7 @@
 
 #include "kernels/collectives.h"
 #include "kernels/ops/rope.h"
+#include "pipeline/frozen_weights.h"
 #include "pipeline/mixer.h"
 #include "pipeline/param_set.h"
 #include "storage/hf_config.h"
@@ -121,7 +131,8 @@ class DecoderModel {
     // Saved by a training forward.
     Tensor x, n1, rstd1, h, n2, rstd2, g, u, a;
   };
-  void MlpRowBlocks(const Layer& L, const Tensor& n2, const Tensor& h, Tensor& out);
+  void MlpRowBlocks(const Tensor& w_gate, const Tensor& w_up, const Tensor& w_down, const Tensor& n2,
+                    const Tensor& h, Tensor& out);
   void BlockForward(int l, const Tensor& x, MixerContext& ctx, bool keep, const LayerHook& hook,
                     Tensor& out);
   void BlockBackward(int l, const Tensor& dout, MixerContext& ctx, Tensor& dx);
@@ -141,6 +152,9 @@ class DecoderModel {
   Tensor ids_, x_last_, final_rstd_;
   MixerContext ctx_;
   bool trained_forward_ = false;
+  // One layer's matrices in fp32 when the parameters are frozen bf16/f16 views (reused by
+  // every layer; empty for fp32 parameters).
+  FrozenWeightScratch scratch_;
 };
 
 }  // namespace radlads

@@ -20,6 +20,8 @@
 
 namespace radlads {
 
+class FrozenWeightScratch;  // pipeline/frozen_weights.h
+
 struct MixerContext {
   std::int64_t batch = 0;  // B
   std::int64_t time = 0;   // T
@@ -32,6 +34,9 @@ struct MixerContext {
   // reverse layer order). When dv_first is undefined, no gradient flows into v_first.
   Tensor v_first;
   Tensor dv_first;
+  // Where a frozen mixer converts its bf16/f16 matrices before using them (the model's one
+  // scratch, reused layer after layer: pipeline/frozen_weights.h); null: the mixer's own.
+  FrozenWeightScratch* frozen_scratch = nullptr;
 };
 
 class Mixer {

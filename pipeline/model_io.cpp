@@ -6,6 +6,7 @@
 #include "base/file.h"
 #include "base/profile.h"
 #include "pipeline/attention_mixer.h"
+#include "pipeline/frozen_weights.h"
 
 namespace radlads {
 
@@ -139,6 +140,18 @@ Qwen2Teacher MakeQwen2Teacher(const Qwen2Config& cfg, std::unique_ptr<ParamSet> 
 }
 
 Result<Qwen2Teacher> LoadQwen2Teacher(const std::string& dir) {
+  const profile::Scope profile_scope(profile::Family::kIo);
+  RADLADS_ASSIGN_OR_RETURN(Qwen2Config cfg, LoadQwen2Config(dir));
+  RADLADS_ASSIGN_OR_RETURN(ModelWeights opened, ModelWeights::Open(dir));
+  auto weights = std::make_shared<const ModelWeights>(std::move(opened));
+  auto params = std::make_unique<ParamSet>();
+  RADLADS_RETURN_IF_ERROR(BindFrozenParams(*weights, Qwen2ParamSpecs(cfg), cfg.tie_word_embeddings, *params).status());
+  Qwen2Teacher t = MakeQwen2Teacher(cfg, std::move(params));
+  t.weights = std::move(weights);
+  return t;
+}
+
+Result<Qwen2Teacher> LoadQwen2TeacherF32(const std::string& dir) {
   const profile::Scope profile_scope(profile::Family::kIo);
   RADLADS_ASSIGN_OR_RETURN(Qwen2Config cfg, LoadQwen2Config(dir));
   RADLADS_ASSIGN_OR_RETURN(ModelWeights weights, ModelWeights::Open(dir));

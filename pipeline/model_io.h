@@ -61,8 +61,13 @@ Status SaveParams(const ParamSet& params, const std::string& dir, DType dtype,
                   const std::function<bool(const std::string&)>& filter = {});
 
 // A teacher ready to run: config, parameters and the decoder built on them.
+// A loaded teacher's parameters are views of `weights`' mapped files (pipeline/frozen_weights.h):
+// F32 used in place, BF16/F16 converted by the model one layer at a time; `params` values may
+// therefore be read-only and of any of these dtypes (read them through ResidentF32 or
+// FrozenWeightScratch, or ConvertToF32). `weights` is declared first so it outlives them.
 struct Qwen2Teacher {
   Qwen2Config config;
+  std::shared_ptr<const ModelWeights> weights;  // null when the parameters are owned
   std::unique_ptr<ParamSet> params;
   std::unique_ptr<DecoderModel> model;
 };
@@ -70,7 +75,13 @@ struct Qwen2Teacher {
 // Builds a teacher over already-filled parameters (which must hold Qwen2ParamSpecs, or a
 // shard's share of them in the shard's configuration: pipeline/model_shard.h).
 Qwen2Teacher MakeQwen2Teacher(const Qwen2Config& cfg, std::unique_ptr<ParamSet> params, const DecoderShard& shard = {});
-// Reads DIR/config.json (model_type qwen2) and the weights. All parameters frozen.
+// Reads DIR/config.json (model_type qwen2) and maps the weights (any of F32/BF16/F16, one file
+// or sharded) without converting them as a whole: see Qwen2Teacher. All parameters frozen.
+// Errors (a missing tensor, a wrong shape or dtype, a bad file) name the file and the tensor.
 Result<Qwen2Teacher> LoadQwen2Teacher(const std::string& dir);
+// The same teacher with every parameter converted to an owned fp32 copy (LoadParams): what
+// LoadQwen2Teacher did before the weights stayed mapped; for tests and tools that write to
+// the parameters.
+Result<Qwen2Teacher> LoadQwen2TeacherF32(const std::string& dir);
 
 }  // namespace radlads

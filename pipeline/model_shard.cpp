@@ -97,10 +97,14 @@ Tensor TpSlice(const Tensor& full, const Shape& local, int tp, int tp_rank) {
   if (*dim < 0) return full;
   const Blocks b = BlocksOf(full.shape(), *dim);
   const std::int64_t n_full = full.dim(*dim), n_local = local[static_cast<std::size_t>(*dim)];
-  Tensor out = Tensor::Empty(local);
-  const std::size_t row = static_cast<std::size_t>(n_local * b.inner) * sizeof(float);
+  Tensor out = Tensor::Empty(local, full.dtype());
+  const std::size_t esize = DTypeSize(full.dtype());
+  const std::size_t row = static_cast<std::size_t>(n_local * b.inner) * esize;
+  const auto* src = static_cast<const std::byte*>(full.raw());
+  auto* dst = static_cast<std::byte*>(out.raw());
   for (std::int64_t o = 0; o < b.outer; ++o) {
-    std::memcpy(out.f32() + o * n_local * b.inner, full.f32() + (o * n_full + tp_rank * n_local) * b.inner, row);
+    std::memcpy(dst + static_cast<std::size_t>(o * n_local * b.inner) * esize,
+                src + static_cast<std::size_t>((o * n_full + tp_rank * n_local) * b.inner) * esize, row);
   }
   return out;
 }
@@ -136,6 +140,14 @@ Status SliceParams(const ParamSet& full, ParamSet& local, int tp, int tp_rank) {
     RADLADS_ASSIGN_OR_RETURN(int dim, TpSplitDim(f->value.shape(), p->value.shape(), tp));
     (void)dim;
     const Shape& local = p->value.shape();
+    if (f->value.dtype() != DType::kF32 || f->value.is_const()) {
+      // A frozen view of a mapped file (pipeline/frozen_weights.h): the slice keeps its dtype
+      // (and is the view itself when nothing is split), converted per use like the whole's.
+      RADLADS_CHECK(!p->trainable) << p->name << ": a trainable parameter cannot take a frozen view";
+      p->value = TpSlice(f->value, local, tp, tp_rank);
+      p->adam_m = p->adam_v = Tensor();
+      continue;
+    }
     TpSliceInto(f->value, local, tp, tp_rank, p->value);
     if (f->adam_m.defined()) {
       TpSliceInto(f->adam_m, local, tp, tp_rank, p->adam_m);

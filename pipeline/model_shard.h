@@ -61,7 +61,8 @@ std::vector<ParamSpec> StageSpecs(const std::vector<ParamSpec>& all, const Model
 // The dimension along which `local` is a 1/tp block of `full`; -1 when the shapes are equal
 // (replicated). InvalidArgument when they differ otherwise.
 Result<int> TpSplitDim(const Shape& full, const Shape& local, int tp);
-// Block `tp_rank` of `full` with shape `local` (a copy; `full` itself when replicated).
+// Block `tp_rank` of `full` with shape `local`, in full's dtype (a copy; `full` itself when
+// replicated).
 Tensor TpSlice(const Tensor& full, const Shape& local, int tp, int tp_rank);
 // The same into `dst` (allocated with `local` when undefined).
 void TpSliceInto(const Tensor& full, const Shape& local, int tp, int tp_rank, Tensor& dst);
@@ -70,7 +71,9 @@ void TpJoin(const std::vector<Tensor>& pieces, int dim, Tensor& full);
 
 // Fills every parameter of `local` (declared in its local shapes) from `full` (the whole model
 // in full shapes): values, and Adam moments where `full` has them. Parameters absent from
-// `full` are an error naming them.
+// `full` are an error naming them. A frozen view in `full` (read-only, or BF16/F16: a mapped
+// teacher, pipeline/frozen_weights.h) becomes the local value in its own dtype (the view itself
+// when replicated) instead of being copied into the declared F32 tensor.
 Status SliceParams(const ParamSet& full, ParamSet& local, int tp, int tp_rank);
 
 // True when `name` is replicated over the tp group but receives a partial gradient on each rank

@@ -7,9 +7,18 @@ int ParamGroupFor(std::string_view name) {
 }
 
 Tensor ParamSet::Add(const std::string& name, Tensor value) {
-  RADLADS_CHECK(!index_.count(name)) << "parameter " << name << " added twice";
   RADLADS_CHECK(value.dtype() == DType::kF32 && value.device() == Device::kCpu)
       << "parameter " << name << " must be an F32 CPU tensor, got " << value.DebugString();
+  return AddFrozen(name, std::move(value));
+}
+
+Tensor ParamSet::AddFrozen(const std::string& name, Tensor value) {
+  RADLADS_CHECK(!index_.count(name)) << "parameter " << name << " added twice";
+  RADLADS_CHECK(value.device() == Device::kCpu &&
+                (value.dtype() == DType::kF32 ||
+                 (value.is_const() && (value.dtype() == DType::kBF16 || value.dtype() == DType::kF16))))
+      << "frozen parameter " << name << " must be an F32 CPU tensor or a read-only BF16/F16 view, got "
+      << value.DebugString();
   Param p;
   p.name = name;
   p.value = value;

@@ -3,7 +3,8 @@
 //
 // - Names are the Hugging Face tensor names ("model.layers.3.self_attn.q_proj.weight"), so a
 //   ParamSet saves to and loads from the released layouts without a mapping table.
-// - Values are F32 CPU tensors. Layers keep shallow Tensor handles to `value` and `grad`, so
+// - Values are F32 CPU tensors (or, added with AddFrozen, read-only BF16/F16 views of a frozen
+//   model's file: pipeline/frozen_weights.h). Layers keep shallow Tensor handles to `value` and `grad`, so
 //   updating a Param in place updates the layer.
 // - Group: 1 for the student's replacement mixer (names containing ".self_attn."; docs/spec.md
 //   §2.6: they follow the lr2_* schedule), 0 for everything else.
@@ -44,6 +45,9 @@ class ParamSet {
 
   // Adds a parameter (the name must be new) and returns a handle to its value tensor.
   Tensor Add(const std::string& name, Tensor value);
+  // The same for a frozen parameter that may also be a read-only BF16/F16 view of a mapped
+  // file (pipeline/frozen_weights.h); such a parameter must never be made trainable.
+  Tensor AddFrozen(const std::string& name, Tensor value);
   Param* Find(std::string_view name);
   const Param* Find(std::string_view name) const;
   Param& Get(std::string_view name);  // RADLADS_CHECK that it exists
@@ -61,6 +65,8 @@ class ParamSet {
     for (auto& [name, idx] : index_) {
       Param& p = store_[idx];
       p.trainable = pred(p.name);
+      RADLADS_CHECK(!p.trainable || (p.value.dtype() == DType::kF32 && !p.value.is_const()))
+          << "parameter " << p.name << " cannot be trained: " << p.value.DebugString();
       if (p.trainable && !p.grad.defined()) p.grad = Tensor::Zeros(p.value.shape());
     }
   }

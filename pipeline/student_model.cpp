@@ -80,7 +80,11 @@ void CopyInto(const ParamSet& from, const std::string& from_name, ParamSet& to, 
   RADLADS_CHECK(src.value.shape() == dst.value.shape())
       << "transfer " << from_name << " -> " << to_name << ": shape " << ShapeToString(src.value.shape())
       << " vs " << ShapeToString(dst.value.shape());
-  std::memcpy(dst.value.raw(), src.value.raw(), src.value.nbytes());
+  RADLADS_CHECK(dst.value.dtype() == DType::kF32) << "transfer into " << to_name << ": " << dst.value.DebugString();
+  // A frozen teacher's tensor may be a bf16/f16 view of its file: converting is exact.
+  RADLADS_CHECK(ConvertToF32(src.value.dtype(), src.value.raw(), dst.value.f32(),
+                             static_cast<std::size_t>(src.value.numel())))
+      << "transfer " << from_name << ": " << src.value.DebugString();
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "base/checksum.h"
 #include "base/file.h"
+#include "pipeline/frozen_weights.h"
 #include "pipeline/lm_batch.h"
 #include "pipeline/student_model.h"
 #include "pipeline/train_steps.h"
@@ -101,8 +102,9 @@ Result<TaskResult> RunCacheTask(TaskEnv& env, const LeaseGrant& grant, TaskRepor
       Tensor vf;
       if (t.stage == 0) {
         const std::string p = LayerPrefix(0) + "self_attn.";
-        vf = ValueFirstFromTeacher(env.student, env.teacher->params->Get(p + "v_proj.weight").value,
-                                   env.teacher->params->Get(p + "v_proj.bias").value, layer0_in);
+        // The teacher's weights may be bf16 views of its file (pipeline/frozen_weights.h).
+        vf = ValueFirstFromTeacher(env.student, ResidentF32(env.teacher->params->Get(p + "v_proj.weight").value),
+                                   ResidentF32(env.teacher->params->Get(p + "v_proj.bias").value), layer0_in);
       } else {
         vf = Tensor::Empty({n, T, meta.value_first_width});
         RADLADS_RETURN_IF_ERROR(prev->ReadValueFirst(first, vf));
