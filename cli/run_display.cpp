@@ -121,6 +121,8 @@ void RunDisplay::OnComplete(const TaskSpec& task, const FinalRecord& final) {
   ph.last_metrics = final.metrics;
   const double rss = Get(final.metrics, "peak_rss_mib", 0.0);
   if (rss > ph.peak_rss_mib) ph.peak_rss_mib = rss;
+  const double anon = Get(final.metrics, "peak_anon_mib", 0.0);
+  if (anon > ph.peak_anon_mib) ph.peak_anon_mib = anon;
   if (bar_) bar_->Update(ph.done, ph.last_suffix);
 }
 
@@ -156,8 +158,9 @@ std::string RunDisplay::Summary(const EvalReport& r, const RunSettings& settings
     std::snprintf(b, sizeof(b), "%-18s %-20s %s", ph.label.c_str(), tokens.c_str(), dur(ph.seconds).c_str());
     line(b);
   }
-  // Memory per worker process: the measured peak of each phase's tasks beside the plan's
-  // estimate of what such a task needs itself (the process also holds the teacher and the data).
+  // Memory per worker process: the measured peak of each phase's tasks, anonymous memory (what
+  // the plan estimates: docs/planner.md §4) and the whole resident set (mapped teacher and data
+  // pages too), beside the plan's estimate for that kind of task.
   std::string mem;
   for (const auto& [key, ph] : phases_) {
     if (ph.peak_rss_mib <= 0) continue;
@@ -169,10 +172,10 @@ std::string RunDisplay::Summary(const EvalReport& r, const RunSettings& settings
         planned = std::max(planned, m.total_bytes / (1024.0 * 1024.0));
       }
     }
-    mem += std::string(mem.empty() ? "" : ", ") + ph.label + " " + Fmt("%.0f", ph.peak_rss_mib) +
-           (planned > 0 ? " (" + Fmt("%.0f", planned) + ")" : "");
+    mem += std::string(mem.empty() ? "" : ", ") + ph.label + " " + Fmt("%.0f", ph.peak_anon_mib) + " / " +
+           Fmt("%.0f", ph.peak_rss_mib) + (planned > 0 ? " (plan " + Fmt("%.0f", planned) + ")" : "");
   }
-  if (!mem.empty()) line("peak memory of a worker process, MiB (plan's estimate for the task): " + mem);
+  if (!mem.empty()) line("peak memory of a worker process, MiB, anonymous / resident incl. mapped files: " + mem);
   for (const std::string& p : profile_lines) line(p);
   if (!align_loss_.empty()) {
     std::string s = "step-1 L2 at the end, per layer:";

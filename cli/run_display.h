@@ -46,7 +46,8 @@ class RunDisplay {
     double seconds = 0.0;        // wall time spent in this process
     std::string last_suffix;
     std::vector<NamedValue> last_metrics;
-    double peak_rss_mib = 0.0;  // the largest measured over the phase's tasks (0: none)
+    double peak_rss_mib = 0.0;   // the largest measured over the phase's tasks (0: none)
+    double peak_anon_mib = 0.0;  // the same for anonymous memory (mapped files excluded)
   };
   static std::string PhaseKey(TaskType t);  // sorts in protocol order
   std::uint64_t TaskSize(const TaskSpec& t) const;

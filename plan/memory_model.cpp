@@ -7,6 +7,10 @@
 namespace radlads {
 namespace {
 
+// pipeline/decoder.cpp's kMlpPackMaxFloats: a CPU inference MLP packs W_gate, W_up and W_down
+// when D x F is at most this (Qwen2.5-0.5B's 896 x 4864 is; 7B's 3584 x 18944 is not).
+constexpr std::int64_t kCpuMlpPackMaxElements = std::int64_t{8} << 20;
+
 // Bytes of one activation element: bf16 on GPUs, fp32 on CPUs.
 double ActBytes(bool gpu) { return gpu ? 2.0 : 4.0; }
 
@@ -42,6 +46,23 @@ MemoryBreakdown NewBreakdown(std::string what, const WorkerMemory& w, const Memo
   return b;
 }
 
+// CPU workers: every worker process holds the whole teacher (cli/run_setup.h) mapped from its
+// files; what is anonymous memory is the part converted to fp32 once (a bf16/f16 file) and, when
+// the task runs the teacher, one layer's matrices converted into the model's scratch.
+void AddCpuTeacherTerms(MemoryBreakdown& b, const ModelSizes& s, bool runs_teacher) {
+  const double file_bytes = s.teacher_file_f32 ? 4.0 : 2.0;
+  b.Add("teacher weights, mapped (file pages, not counted)", 0.0,
+        Num(file_bytes) + " B x P_teacher " + Num(static_cast<double>(s.TeacherTotal())) + " in the page cache");
+  if (s.teacher_file_f32) return;
+  b.Add("teacher head, norms, biases (fp32, converted once)", 4.0 * static_cast<double>(s.TeacherResidentF32()),
+        "4 B x (V x D + L x (2D + A + 2K) + D) " + Num(static_cast<double>(s.TeacherResidentF32())));
+  if (runs_teacher) {
+    const double layer = static_cast<double>(s.teacher_attention_matmul + s.mlp);
+    b.Add("teacher layer converted for its forward (fp32 scratch)", 4.0 * layer,
+          "4 B x (attention + MLP matrices) " + Num(layer));
+  }
+}
+
 void AddWorkspace(MemoryBreakdown& b, const WorkerMemory& w, const MemoryModelOptions& o) {
   const double gib = w.gpu ? o.gpu_workspace_gib : o.cpu_workspace_gib;
   b.Add("workspace", gib * kGiB, Num(gib) + " GiB fixed");
@@ -68,6 +89,7 @@ ModelSizes ComputeModelSizes(const Qwen2Config& t, const StudentConfig& st) {
   s.kv_dim = t.kv_dim();
   s.tied = t.tie_word_embeddings;
   s.tokenshift = st.arch == StudentArch::kRwkv6 && st.use_tokenshift;
+  s.teacher_file_f32 = t.torch_dtype == "float32";
   const std::int64_t D = s.hidden, A = s.q_dim, K = s.kv_dim;
   s.embed = s.vocab * D;
   s.head = s.tied ? 0 : s.vocab * D;
@@ -174,17 +196,29 @@ MemoryBreakdown GangMemory(const ModelSizes& s, const GangQuery& q, const Worker
     }
     b.Add("student gradients (fp32)", 4.0 * ps / tp, "4 B x " + P + tp_s);
     b.Add("Adam m, v (fp32)", 8.0 * ps / tp / opt_div, "8 B x " + P + opt_s);
-    if (q.with_teacher) {
-      const double tb = w.gpu ? 2.0 : 4.0;
-      b.Add(w.gpu ? "teacher weights (bf16)" : "teacher weights (fp32)", tb * pt / tp,
-            Num(tb) + " B x P_teacher_stage " + Num(pt) + tp_s);
+    if (q.with_teacher && w.gpu) {
+      b.Add("teacher weights (bf16)", 2.0 * pt / tp, "2 B x P_teacher_stage " + Num(pt) + tp_s);
+    } else if (!w.gpu) {  // the process holds the teacher for every task (finetune too)
+      AddCpuTeacherTerms(b, s, q.with_teacher);
     }
     // 1F1B: stage p holds the activations of up to pp - p micro-batches in flight.
     const double inflight =
         static_cast<double>(std::max<std::int64_t>(1, std::min<std::int64_t>(q.pp - p, q.grad_accum)));
     const double layer_act = StudentLayerActivationBytesPerToken(s, q.tp, w.gpu);
     const std::string tok_s = "tokens " + Num(tok);
-    if (o.activation_checkpointing) {
+    if (!w.gpu) {
+      // What the CPU gang trainer keeps (pipeline/gang_trainer.h, GPipe with recomputation):
+      // the last stage runs each micro-batch forward and backward at once, so it holds one
+      // micro-batch's activations of all its layers; an earlier stage keeps the inputs of
+      // every micro-batch of the step and recomputes one at a time in the backward.
+      const double acc = static_cast<double>(std::max<std::int64_t>(1, q.grad_accum));
+      if (p != pp - 1) {
+        b.Add("stage inputs kept for the recompute", acc * tok * bw * s.hidden,
+              Num(acc) + " micro-batches x " + tok_s + " x " + Num(bw) + " B x D");
+      }
+      b.Add("activations of the stage's layers (one micro-batch)", static_cast<double>(n) * tok * layer_act,
+            std::to_string(n) + " layers x " + tok_s + " x " + Num(layer_act) + " B/token");
+    } else if (o.activation_checkpointing) {
       b.Add("checkpointed layer inputs", inflight * static_cast<double>(n) * tok * bw * s.hidden,
             Num(inflight) + " in flight x " + std::to_string(n) + " layers x " + tok_s + " x " +
                 Num(bw) + " B x D");
@@ -235,6 +269,7 @@ MemoryBreakdown AlignTaskMemory(const ModelSizes& s, std::int64_t micro_batch,
         "2 x tokens " + Num(tok) + " x 2D x " + Num(bw) + " B");
   const double act = MixerActivationBytesPerToken(s, w.gpu);
   b.Add("mixer activations", tok * act, "tokens " + Num(tok) + " x " + Num(act) + " B/token");
+  if (!w.gpu) AddCpuTeacherTerms(b, s, false);
   AddWorkspace(b, w, o);
   return b;
 }
@@ -257,9 +292,19 @@ MemoryBreakdown CacheTaskMemory(const ModelSizes& s, std::int64_t stage_layers, 
                   streamed ? ", teacher layers streamed 2 at a time" : "");
     b.detail = detail;
     const double resident = streamed ? 2.0 : static_cast<double>(stage_layers);
-    b.Add("teacher weights", wb * (resident * layer + emb),
-          Num(wb) + " B x (" + Num(resident) + " layers x " + Num(layer) +
-              (stage == 0 ? " + embedding " + Num(emb) + ")" : ")"));
+    if (w.gpu) {
+      b.Add("teacher weights", wb * (resident * layer + emb),
+            Num(wb) + " B x (" + Num(resident) + " layers x " + Num(layer) +
+                (stage == 0 ? " + embedding " + Num(emb) + ")" : ")"));
+    } else {
+      AddCpuTeacherTerms(b, s, true);
+      // The inference MLP packs its three weights once per call when they are small
+      // (pipeline/decoder.cpp kMlpPackMaxFloats, 8M elements): fp32 copies for the call.
+      if (s.hidden * s.ffn <= kCpuMlpPackMaxElements) {
+        b.Add("MLP weights packed for the inference GEMM", 4.0 * static_cast<double>(s.mlp),
+              "4 B x 3DF " + Num(static_cast<double>(s.mlp)) + " (D x F <= 8M)");
+      }
+    }
     const double ws = bw * (3.0 * s.hidden + 2.0 * s.q_dim + 2.0 * s.kv_dim + 3.0 * s.ffn);
     b.Add("forward working set", tok * ws, "tokens " + Num(tok) + " x " + Num(ws) + " B/token");
     // One stage file's rows: mixer in/out per layer, stage output, token id.
@@ -271,7 +316,8 @@ MemoryBreakdown CacheTaskMemory(const ModelSizes& s, std::int64_t stage_layers, 
     return b;
   };
   MemoryBreakdown resident = build(false);
-  if (resident.fits() || stage_layers <= 2) return resident;
+  // A CPU worker holds one converted teacher layer at a time anyway: nothing to stream.
+  if (!w.gpu || resident.fits() || stage_layers <= 2) return resident;
   return build(true);
 }
 

@@ -38,6 +38,15 @@ struct ModelSizes {
   std::int64_t teacher_attention_matmul = 0;  // q, k, v, o matrices
   std::int64_t lora_width = 0;  // LoRA hidden activations per token (decay + iclr + ... + 5 ts)
   std::int64_t recurrence_chunk = 64;  // chunk length C of the training kernel (64 v6, 16 v7)
+  // The teacher's weights in their files: fp32 (used in place from the map) or bf16/f16
+  // (converted one layer at a time; head, norms and biases once), from config.json's
+  // torch_dtype (pipeline/frozen_weights.h).
+  bool teacher_file_f32 = false;
+  // Elements a CPU worker converts to resident fp32 when the teacher file is not fp32: the
+  // LM head (the embedding when tied) and every norm and bias.
+  std::int64_t TeacherResidentF32() const {
+    return vocab * hidden + layers * (layer_norms + q_dim + 2 * kv_dim) + final_norm;
+  }
 
   std::int64_t TeacherLayer() const { return teacher_attention + mlp + layer_norms; }
   std::int64_t StudentLayer() const { return mixer + mlp + layer_norms; }

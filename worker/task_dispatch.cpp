@@ -23,13 +23,20 @@ Result<TaskResult> Dispatch(TaskEnv& env, const LeaseGrant& grant, TaskReporter&
 
 double PeakRssMib() { return static_cast<double>(PeakRssBytes().value_or(0)) / (1024.0 * 1024.0); }
 
+double PeakAnonMib(const TaskEnv& env) { return env.memory != nullptr ? env.memory->PeakMib() : 0.0; }
+
 Result<TaskResult> RunTask(TaskEnv& env, const LeaseGrant& grant, TaskReporter& reporter) {
   ResetPeakRss();
+  AnonPeakSampler memory;
+  env.memory = &memory;
   Result<TaskResult> r = Dispatch(env, grant, reporter);
+  memory.Stop();
+  env.memory = nullptr;
   // The process's peak while it ran this task (gang tasks report the maximum over their ranks).
   const bool gang = grant.task.type == TaskType::kDistill || grant.task.type == TaskType::kFinetune;
   if (r.ok() && r->outcome == TaskOutcome::kCompleted && !gang) {
     r->final.metrics.push_back({"peak_rss_mib", PeakRssMib()});
+    r->final.metrics.push_back({"peak_anon_mib", memory.PeakMib()});
   }
   return r;
 }

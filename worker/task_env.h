@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 
+#include "base/anon_memory.h"
 #include "base/status.h"
 #include "configs/run_settings.h"
 #include "contract/records.h"
@@ -64,6 +65,8 @@ struct TaskEnv {
   std::int64_t run_started_unix_ms = 0;     // when the run was created (seconds.total)
   // The ranks running a gang task together (worker/gang.h); null: this process alone.
   GangContext* gang = nullptr;
+  // Samples this process's anonymous memory while a task runs (RunTask sets it).
+  const AnonPeakSampler* memory = nullptr;
 };
 
 OptimizerSettings OptimizerSettingsFor(const RecipeOptimizer& o);
@@ -85,8 +88,13 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
 Result<TaskResult> RunExportTask(TaskEnv& env, const LeaseGrant& grant, TaskReporter& reporter);
 Result<TaskResult> RunEvalTask(TaskEnv& env, const LeaseGrant& grant, TaskReporter& reporter);
 
-// This process's peak resident set since the current task started, MiB (RunTask resets it).
+// This process's peak resident set since the current task started, MiB (RunTask resets it);
+// it includes mapped file pages (the teacher's weights).
 double PeakRssMib();
+// This process's peak resident anonymous memory since the current task started, MiB
+// (base/anon_memory.h; 0 outside RunTask). RunTask reports it as the metric "peak_anon_mib",
+// gang tasks the maximum over their ranks; the plan's memory estimate is for this figure.
+double PeakAnonMib(const TaskEnv& env);
 
 // The committed final record of dependency `dep_id` in the grant; NotFound naming the task.
 Result<const CommittedCheckpoint*> DependencyRecord(const LeaseGrant& grant, const std::string& dep_id);

@@ -242,9 +242,10 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
   if (distill) res.final.metrics = {{"kl", kl}, {"top1", top1}, {"ce", ce}};
   else res.final.metrics = {{"ce", ce}};
   res.final.metrics.push_back({"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
-  double rss = PeakRssMib();  // the largest rank's
-  if (gang != nullptr) gang->all->AllReduceMax(&rss, 1);
-  res.final.metrics.push_back({"peak_rss_mib", rss});
+  double mem[2] = {PeakRssMib(), PeakAnonMib(env)};  // the largest rank's
+  if (gang != nullptr) gang->all->AllReduceMax(mem, 2);
+  res.final.metrics.push_back({"peak_rss_mib", mem[0]});
+  res.final.metrics.push_back({"peak_anon_mib", mem[1]});
   return res;
 }
 
