@@ -188,9 +188,9 @@ std::string RunDisplay::Summary(const EvalReport& r, const RunSettings& settings
   auto row = [&](const char* name, const HeldoutMetrics& m, bool teacher) {
     char b[160];
     if (teacher) {
-      std::snprintf(b, sizeof(b), "%-18s %11.4f   %9.3f   %18s   %15s", name, m.ce, m.ce / std::log(2.0), "-", "-");
+      std::snprintf(b, sizeof(b), "%-18s %11.4f   %9.3f   %18s   %15s", name, m.ce, m.ce / std::log(2.0) / r.heldout_bytes_per_token, "-", "-");
     } else {
-      std::snprintf(b, sizeof(b), "%-18s %11.4f   %9.3f   %18.4f   %15.3f", name, m.ce, m.ce / std::log(2.0), m.kl, m.top1);
+      std::snprintf(b, sizeof(b), "%-18s %11.4f   %9.3f   %18.4f   %15.3f", name, m.ce, m.ce / std::log(2.0) / r.heldout_bytes_per_token, m.kl, m.top1);
     }
     line(b);
   };
@@ -207,9 +207,14 @@ std::string RunDisplay::Summary(const EvalReport& r, const RunSettings& settings
   line("targets:");
   line("  student CE <= 1.10 x teacher CE:        " + Fmt("%.3f", ce_ratio) + " x   " + verdict(ce_ratio <= 1.10));
   line("  top-1 agreement >= 0.80:                " + Fmt("%.3f", r.student.top1) + "     " + verdict(r.student.top1 >= 0.80));
-  line("  conversion tokens <= 10% of pretraining: " + ProgressBar::HumanCount(static_cast<double>(r.tokens_conversion)) +
-       " / " + ProgressBar::HumanCount(static_cast<double>(r.tokens_teacher_pretraining)) + " = " +
-       Fmt("%.1f", 100 * tok_ratio) + "%   " + verdict(tok_ratio <= 0.10));
+  if (r.tokens_teacher_pretraining > 0) {
+    line("  conversion tokens <= 10% of pretraining: " + ProgressBar::HumanCount(static_cast<double>(r.tokens_conversion)) +
+         " / " + ProgressBar::HumanCount(static_cast<double>(r.tokens_teacher_pretraining)) + " = " +
+         Fmt("%.1f", 100 * tok_ratio) + "%   " + verdict(tok_ratio <= 0.10));
+  } else {  // a downloaded or `radlads-model init` teacher: no training.json beside it
+    line("  conversion tokens <= 10% of pretraining: " + ProgressBar::HumanCount(static_cast<double>(r.tokens_conversion)) +
+         " / unknown (no training.json beside the teacher)");
+  }
   line("  whole run <= 15 minutes:                " + dur(r.seconds_total) + "   " + verdict(r.seconds_total <= 900));
   line("  KL: after step 0 " + Fmt("%.4f", r.after_step0.kl) + " -> after step 1 " + Fmt("%.4f", r.after_step1.kl) +
        " -> final " + Fmt("%.4f", r.student.kl));

@@ -75,6 +75,17 @@ std::string TextTokenizer::Decode(std::span<const std::uint32_t> ids) const {
   return out;
 }
 
+std::vector<std::uint32_t> TextTokenizer::TokenByteLengths() const {
+  if (!qwen_) return {};
+  std::vector<std::uint32_t> lengths(qwen_->vocab_size(), 0);
+  for (std::uint32_t id = 0; id < qwen_->vocab_size(); ++id) {
+    if (Result<std::string> one = qwen_->Decode(std::span<const std::uint32_t>(&id, 1)); one.ok()) {
+      lengths[id] = static_cast<std::uint32_t>(one->size());
+    }
+  }
+  return lengths;
+}
+
 std::uint32_t TextTokenizer::vocab_size() const { return qwen_ ? qwen_->vocab_size() : kByteVocabSize; }
 
 std::vector<std::uint32_t> TextTokenizer::stop_ids() const {

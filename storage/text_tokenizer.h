@@ -51,6 +51,9 @@ class TextTokenizer {
   std::uint32_t end_of_text_id() const { return end_of_text_; }
   std::uint32_t vocab_size() const;
   std::vector<std::uint32_t> stop_ids() const;
+  // Text bytes each id decodes to, indexed by id (vocab_size() entries; added tokens count their
+  // content's bytes); empty for byte tokens, which are one byte each.
+  std::vector<std::uint32_t> TokenByteLengths() const;
   // One line for logs: "byte tokens (vocab 320)" or "Qwen2 tokenizer of DIR (vocab 151665, end of
   // text <|endoftext|> = 151643)".
   const std::string& description() const { return description_; }

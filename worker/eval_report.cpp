@@ -30,7 +30,8 @@ HeldoutBatchSums EvaluateHeldoutBatch(DecoderModel& teacher, const std::vector<D
 Result<HeldoutComparison> CompareOnHeldout(DecoderModel& teacher, const std::vector<DecoderModel*>& students,
                                            const TokenDataset& heldout, std::int64_t seq_len,
                                            std::int64_t batch, std::int64_t max_tokens,
-                                           const std::function<void(std::int64_t, std::int64_t)>& progress) {
+                                           const std::function<void(std::int64_t, std::int64_t)>& progress,
+                                           const std::vector<std::uint32_t>* token_bytes) {
   RADLADS_ASSIGN_OR_RETURN(WindowSampler sampler,
                            WindowSampler::Create(heldout.size(), {SamplingMode::kSequential,
                                                                   static_cast<std::uint64_t>(seq_len), 0}));
@@ -39,9 +40,16 @@ Result<HeldoutComparison> CompareOnHeldout(DecoderModel& teacher, const std::vec
   double teacher_ce = 0;
   std::vector<HeldoutBatchSums::Student> sums(students.size());
   std::int64_t count = 0;
+  double target_bytes = 0;
   for (std::int64_t w = 0; w < windows; w += batch) {
     const std::int64_t b = std::min(batch, windows - w);
     RADLADS_ASSIGN_OR_RETURN(LmBatch lb, ReadLmBatch(heldout, sampler, static_cast<std::uint64_t>(w), b));
+    if (token_bytes != nullptr) {
+      const std::int32_t* t = lb.targets.data<std::int32_t>();
+      for (std::int64_t i = 0; i < lb.targets.numel(); ++i) {
+        if (t[i] >= 0 && static_cast<std::size_t>(t[i]) < token_bytes->size()) target_bytes += (*token_bytes)[static_cast<std::size_t>(t[i])];
+      }
+    }
     const HeldoutBatchSums bs = EvaluateHeldoutBatch(teacher, students, lb);
     teacher_ce += bs.teacher_ce;
     count += bs.count;
@@ -56,6 +64,7 @@ Result<HeldoutComparison> CompareOnHeldout(DecoderModel& teacher, const std::vec
   HeldoutComparison out;
   out.tokens = count;
   const double n = static_cast<double>(count);
+  if (token_bytes != nullptr && target_bytes > 0) out.bytes_per_token = target_bytes / n;
   out.teacher.ce = teacher_ce / n;
   for (std::size_t i = 0; i < students.size(); ++i) {
     out.students.push_back({sums[i].ce / n, sums[i].kl / n, static_cast<double>(sums[i].agree) / n});
@@ -65,10 +74,10 @@ Result<HeldoutComparison> CompareOnHeldout(DecoderModel& teacher, const std::vec
 
 namespace {
 
-nlohmann::ordered_json Metrics(const HeldoutMetrics& m, bool teacher) {
+nlohmann::ordered_json Metrics(const HeldoutMetrics& m, bool teacher, double bytes_per_token) {
   nlohmann::ordered_json j;
   j["ce"] = m.ce;
-  j["bits_per_byte"] = m.ce / std::log(2.0);
+  j["bits_per_byte"] = m.ce / std::log(2.0) / bytes_per_token;
   if (!teacher) {
     j["kl"] = m.kl;
     j["top1"] = m.top1;
@@ -80,12 +89,14 @@ nlohmann::ordered_json Metrics(const HeldoutMetrics& m, bool teacher) {
 
 std::string EvalReportJson(const EvalReport& r) {
   nlohmann::ordered_json j;
-  j["teacher"] = Metrics(r.teacher, true);
-  j["student"] = Metrics(r.student, false);
-  j["after_step0"] = Metrics(r.after_step0, false);
-  j["after_step1"] = Metrics(r.after_step1, false);
+  const double bpt = r.heldout_bytes_per_token;
+  j["teacher"] = Metrics(r.teacher, true, bpt);
+  j["student"] = Metrics(r.student, false, bpt);
+  j["after_step0"] = Metrics(r.after_step0, false, bpt);
+  j["after_step1"] = Metrics(r.after_step1, false, bpt);
   j["tokens"] = {{"teacher_pretraining", r.tokens_teacher_pretraining}, {"conversion", r.tokens_conversion},
                  {"heldout_evaluated", r.heldout_tokens}};
+  if (bpt != 1.0) j["tokens"]["heldout_bytes_per_token"] = bpt;
   j["seconds"] = {{"total", r.seconds_total}, {"eval", r.seconds_eval}};
   j["eval_seq_len"] = r.seq_len;
   j["samples"] = {{"prompt", r.prompt}, {"teacher", r.teacher_continuation}, {"student", r.student_continuation}};
@@ -109,6 +120,7 @@ Result<EvalReport> ParseEvalReport(std::string_view json, std::string_view sourc
     r.tokens_teacher_pretraining = j.at("tokens").at("teacher_pretraining").get<std::int64_t>();
     r.tokens_conversion = j.at("tokens").at("conversion").get<std::int64_t>();
     r.heldout_tokens = j.at("tokens").at("heldout_evaluated").get<std::int64_t>();
+    r.heldout_bytes_per_token = j.at("tokens").value("heldout_bytes_per_token", 1.0);
     r.seconds_total = j.at("seconds").at("total").get<double>();
     r.seconds_eval = j.at("seconds").at("eval").get<double>();
     r.seq_len = j.at("eval_seq_len").get<std::int64_t>();

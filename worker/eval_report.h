@@ -25,6 +25,7 @@ struct HeldoutComparison {
   HeldoutMetrics teacher;
   std::vector<HeldoutMetrics> students;
   std::int64_t tokens = 0;  // positions evaluated
+  double bytes_per_token = 1.0;  // text bytes of the evaluated targets per position
 };
 
 // The sums of one batch of windows: the teacher's CE over the positions with a target, and per
@@ -44,14 +45,21 @@ HeldoutBatchSums EvaluateHeldoutBatch(DecoderModel& teacher, const std::vector<D
 
 // Runs the teacher once per batch and every student on the same windows of seq_len + 1 tokens
 // (each window predicts seq_len tokens), at most max_tokens positions (0 = all).
+// `token_bytes[id]`, when given, is the number of text bytes token `id` stands for (storage/
+// text_tokenizer.h TokenByteLengths); bytes_per_token is then measured on the evaluated targets
+// (ids outside it count 0), else it is 1 (byte tokens).
 Result<HeldoutComparison> CompareOnHeldout(DecoderModel& teacher, const std::vector<DecoderModel*>& students,
                                            const TokenDataset& heldout, std::int64_t seq_len,
                                            std::int64_t batch, std::int64_t max_tokens,
-                                           const std::function<void(std::int64_t, std::int64_t)>& progress = {});
+                                           const std::function<void(std::int64_t, std::int64_t)>& progress = {},
+                                           const std::vector<std::uint32_t>* token_bytes = nullptr);
 
 struct EvalReport {
   HeldoutMetrics teacher, student, after_step0, after_step1;
   std::int64_t heldout_tokens = 0;
+  // Text bytes per evaluated position (1 for byte tokens; about 4 for Qwen2.5 on English): what
+  // turns nats per token into bits per byte. Older reports without the key read as 1.
+  double heldout_bytes_per_token = 1.0;
   std::int64_t seq_len = 0;
   std::int64_t tokens_teacher_pretraining = -1;  // -1: unknown (no training.json with the teacher)
   std::int64_t tokens_conversion = 0;

@@ -142,6 +142,10 @@ Result<TaskResult> RunEvalTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
   StudentModel s1 = MakeStudentModel(env.student, std::move(p1));
   RADLADS_ASSIGN_OR_RETURN(StudentModel fin, LoadStudent(env.layout.Abs(RunLayout::OutputModelDir())));
 
+  // The run's tokenizer (the teacher's; byte tokens for the tiny default): bits per byte and the
+  // greedy samples are in its terms.
+  RADLADS_ASSIGN_OR_RETURN(TextTokenizer tokenizer, TextTokenizer::ForRun(env.settings->data.tokenizer, env.teacher_dir));
+  const std::vector<std::uint32_t> token_bytes = tokenizer.TokenByteLengths();
   const RunEvalSettings& es = env.settings->eval;
   const std::int64_t T = es.seq_len > 0 ? es.seq_len : env.plan->Step(RecipeStepKind::kDistill)->seq_len;
   HeldoutComparison cmp;
@@ -154,20 +158,21 @@ Result<TaskResult> RunEvalTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
                                                    p.losses.push_back({"eval_tokens", static_cast<double>(done)});
                                                    p.losses.push_back({"eval_total", static_cast<double>(total)});
                                                    reporter.Heartbeat(p);
-                                                 }));
+                                                 },
+                                                 tokenizer.is_bytes() ? nullptr : &token_bytes));
   EvalReport rep;
   rep.teacher = cmp.teacher;
   rep.after_step0 = cmp.students[0];
   rep.after_step1 = cmp.students[1];
   rep.student = cmp.students[2];
   rep.heldout_tokens = cmp.tokens;
+  rep.heldout_bytes_per_token = cmp.bytes_per_token;
   rep.seq_len = T;
   rep.tokens_conversion = 0;
   for (const StepPlan& sp : env.plan->steps) rep.tokens_conversion += sp.tokens;
   rep.tokens_teacher_pretraining = TeacherPretrainingTokens(env.teacher_dir);
-  // Greedy continuations of the fixed prompt, in the run's tokenizer (the teacher's; byte tokens
-  // for the tiny default): every id the tokenizer defines is a candidate, padding rows are not.
-  RADLADS_ASSIGN_OR_RETURN(TextTokenizer tokenizer, TextTokenizer::ForRun(env.settings->data.tokenizer, env.teacher_dir));
+  // Greedy continuations of the fixed prompt: every id the tokenizer defines is a candidate,
+  // padding rows are not.
   std::vector<std::uint32_t> prompt = tokenizer.Encode(es.prompt);
   const std::int64_t vocab_used = std::min<std::int64_t>(env.student.base.vocab_size, tokenizer.vocab_size());
   const std::vector<std::uint32_t> stop = tokenizer.stop_ids();

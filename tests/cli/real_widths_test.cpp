@@ -113,6 +113,9 @@ TEST(RealWidths, HalfBWidthsConvertEndToEndAndTheBf16ExportLoadsBack) {
     EXPECT_TRUE(std::isfinite(v)) << *eval_text;
   }
   EXPECT_GT(rep->teacher.ce, 0.0);
+  // Qwen2.5 tokens of English prose are about four bytes each: bits per byte are per byte.
+  EXPECT_GT(rep->heldout_bytes_per_token, 3.0);
+  EXPECT_LT(rep->heldout_bytes_per_token, 6.0);
   EXPECT_FALSE(rep->teacher_continuation.empty());
   EXPECT_FALSE(rep->student_continuation.empty());
 

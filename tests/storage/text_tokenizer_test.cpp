@@ -23,6 +23,13 @@ TEST(TextTokenizer, QwenTokenizerOfAModelDirectory) {
   const std::vector<std::uint32_t> ids = t->Encode(text);
   EXPECT_LT(ids.size(), text.size()) << "merges apply";
   EXPECT_EQ(t->Decode(ids), text);
+  // Each id's byte length: the ids of a text add up to its bytes.
+  const std::vector<std::uint32_t> lengths = t->TokenByteLengths();
+  ASSERT_EQ(lengths.size(), t->vocab_size());
+  std::size_t bytes = 0;
+  for (std::uint32_t id : ids) bytes += lengths[id];
+  EXPECT_EQ(bytes, text.size());
+  EXPECT_EQ(lengths[151643], std::string("<|endoftext|>").size());
   // Ids the tokenizer does not define (the embedding's padding rows) are skipped.
   std::vector<std::uint32_t> padded = ids;
   padded.push_back(151900);
@@ -36,6 +43,7 @@ TEST(TextTokenizer, TheTinyTeachersByteVocabularyIsTheByteTokenizer) {
   EXPECT_EQ(t->vocab_size(), kByteVocabSize);
   EXPECT_EQ(t->end_of_text_id(), kByteEndOfText);
   EXPECT_TRUE(t->stop_ids().empty());
+  EXPECT_TRUE(t->TokenByteLengths().empty()) << "one byte per token";
   EXPECT_EQ(t->Encode("Anne"), EncodeBytes("Anne"));
   const std::vector<std::uint32_t> ids = {ByteToTokenId('a'), kByteEndOfText, ByteToTokenId('b')};
   EXPECT_EQ(t->Decode(ids), DecodeTokens(ids));
