@@ -3,7 +3,8 @@
 //
 // - The coordinator (`radlads-coord run CONFIG --run RUN/`): validates every input before it
 //   writes anything, plans (cli/run_directory.h: the format check, the same-plan check, the
-//   memory re-check on another host), tokenizes text inputs into RUN/data/, and writes RUN/
+//   memory re-check on another host), tokenizes text inputs into RUN/data/ with the teacher's
+//   tokenizer (storage/text_tokenizer.h TextTokenizer::ForRun), and writes RUN/
 //   (format, inputs/ with a copy of the run config as inputs/run.yaml, plan.json last).
 // - A worker (`radlads-worker RUN/`): writes nothing. It reads the run config copy named in
 //   RUN/plan.json (relative paths resolve against the original config's directory), loads the
