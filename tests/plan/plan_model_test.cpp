@@ -26,7 +26,7 @@ ModelSizes SizesFor(const char* recipe, const char* preset) {
 }
 
 TEST(MemoryModel, ParameterCountsFollowTheShapes) {
-  for (const char* preset : {"qwen2.5-7b", "qwen2.5-32b", "qwen2.5-72b", "tiny"}) {
+  for (const char* preset : {"qwen2.5-0.5b", "qwen2.5-7b", "qwen2.5-32b", "qwen2.5-72b", "tiny"}) {
     Result<ModelPreset> m = LoadModelPreset(preset);
     ASSERT_TRUE(m.ok());
     for (StudentArch arch : {StudentArch::kRwkv6, StudentArch::kRwkv7}) {

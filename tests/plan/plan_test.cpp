@@ -22,6 +22,7 @@ struct Shipped {
   const char* preset;
 };
 constexpr Shipped kShipped[] = {
+    {"qwen2.5-0.5b-rwkv6", "qwen2.5-0.5b"}, {"qwen2.5-0.5b-rwkv7", "qwen2.5-0.5b"},
     {"qwen2.5-7b-rwkv6", "qwen2.5-7b"},   {"qwen2.5-7b-rwkv7", "qwen2.5-7b"},
     {"qwen2.5-32b-rwkv6", "qwen2.5-32b"}, {"qwen2.5-32b-rwkv7", "qwen2.5-32b"},
     {"qwen2.5-72b-rwkv6", "qwen2.5-72b"}, {"qwen2.5-72b-rwkv7", "qwen2.5-72b"},
