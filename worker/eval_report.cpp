@@ -100,7 +100,10 @@ std::string EvalReportJson(const EvalReport& r) {
   j["seconds"] = {{"total", r.seconds_total}, {"eval", r.seconds_eval}};
   j["eval_seq_len"] = r.seq_len;
   j["samples"] = {{"prompt", r.prompt}, {"teacher", r.teacher_continuation}, {"student", r.student_continuation}};
-  return j.dump(2) + "\n";
+  // A greedy continuation decoded from BPE tokens can stop inside a multi-byte character (and a
+  // random or young model emits any byte sequence): such bytes become U+FFFD here, as in
+  // storage/unicode_text.h's policy, rather than failing the whole evaluation.
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 Result<EvalReport> ParseEvalReport(std::string_view json, std::string_view source) {

@@ -68,6 +68,8 @@ struct EvalReport {
   std::string prompt, teacher_continuation, student_continuation;
 };
 
+// The report as JSON (eval.json). Invalid UTF-8 in the samples (a continuation cut inside a
+// character) is written as U+FFFD; everything else round-trips through ParseEvalReport.
 std::string EvalReportJson(const EvalReport& r);
 Result<EvalReport> ParseEvalReport(std::string_view json, std::string_view source);
 
