@@ -14,21 +14,8 @@
 namespace radlads {
 namespace {
 
-struct RunResult {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-RunResult Exec(const std::string& cmd) {
-  RunResult r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), p)) r.out.append(buf.data(), n);
-  int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using RunResult = testing::CommandResult;
+RunResult Exec(const std::string& cmd) { return testing::RunCommand(cmd); }
 
 const std::string kModel = RADLADS_MODEL_BIN;
 const std::string kData = RADLADS_DATA_BIN;

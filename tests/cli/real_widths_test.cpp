@@ -33,21 +33,8 @@ const std::string kSrc = RADLADS_SOURCE_DIR;
 constexpr double kLogitsAtol = 1e-4;
 constexpr double kLogitsRtol = 1e-4;
 
-struct RunResult {
-  int code = -1;
-  std::string out;
-};
-
-RunResult Exec(const std::string& cmd) {
-  RunResult r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), p)) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using RunResult = testing::CommandResult;
+RunResult Exec(const std::string& cmd) { return testing::RunCommand(cmd); }
 
 TEST(RealWidths, HalfBWidthsConvertEndToEndAndTheBf16ExportLoadsBack) {
   testing::ScratchDir dir;

@@ -34,20 +34,8 @@ namespace {
 const std::string kCoord = RADLADS_COORD_BIN;
 const std::string kSrc = RADLADS_SOURCE_DIR;
 
-struct RunResult {
-  int code = -1;
-  std::string out;
-};
-
-RunResult Exec(const std::string& cmd) {
-  RunResult r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buf;
-  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), p)) r.out.append(buf.data(), n);
-  int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using RunResult = testing::CommandResult;
+RunResult Exec(const std::string& cmd) { return testing::RunCommand(cmd); }
 
 // `radlads-coord run CFG --run RUN` as a child process, its output discarded.
 pid_t StartRun(const std::string& cfg, const std::string& run) {

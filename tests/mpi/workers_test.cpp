@@ -52,20 +52,8 @@ constexpr double kEvalTol = 1e-5;
 // Lease TTL for the fault tests: a killed gang's task is leased again this long after.
 constexpr int kTtlMs = 2000;
 
-struct Outcome {
-  int code = -1;
-  std::string out;
-};
-
-Outcome Exec(const std::string& cmd) {
-  Outcome r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buf;
-  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), p)) r.out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Outcome = testing::CommandResult;
+Outcome Exec(const std::string& cmd) { return testing::RunCommand(cmd); }
 
 // `run` in the background (output to `log`).
 pid_t Spawn(const std::vector<std::string>& args, const std::string& log) {

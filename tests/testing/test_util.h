@@ -1,5 +1,5 @@
 // Helpers shared by every test: a scratch directory removed at the end of the test, a seeded
-// random generator, and access to committed fixtures under tests/data/.
+// random generator, access to committed fixtures under tests/data/, and running a command.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +28,15 @@ std::string TestDataPath(std::string_view rel);
 
 // Writes bytes to a file (plain, not atomic: for building malformed inputs in tests).
 void WriteBytes(const std::string& path, std::string_view bytes);
+
+// What a shell command printed (stdout and stderr together) and its exit code (-1 when it
+// could not start or did not exit normally).
+struct CommandResult {
+  int code = -1;
+  std::string out;
+};
+// Runs `cmd` through the shell (popen), waits for it, and collects its output.
+CommandResult RunCommand(const std::string& cmd);
 
 // Deterministic generator; every test seeds its own with a fixed value.
 using Rng = std::mt19937_64;
