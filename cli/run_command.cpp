@@ -196,7 +196,12 @@ int RunRunCommand(const RunCommandArgs& args) {
 
   // Old checkpoints are deleted as newer commits become durable (bounded disk).
   CheckpointJanitor janitor(store->get(), layout.dir, static_cast<int>(plan->cluster.checkpoint.keep_last));
-  RunDisplay display(*plan, (*store)->Snapshot(), run.heldout->size(), args.out);
+  // The progress bar counts the held-out tokens the eval task will evaluate (eval.max_tokens).
+  Result<std::int64_t> eval_windows =
+      EvalWindows(run.heldout->size(), EvalSeqLen(run.settings.eval, *plan), run.settings.eval.max_tokens);
+  if (!eval_windows.ok()) return fail(eval_windows.status());
+  const auto eval_tokens = static_cast<std::uint64_t>(*eval_windows * EvalSeqLen(run.settings.eval, *plan));
+  RunDisplay display(*plan, (*store)->Snapshot(), eval_tokens, args.out);
   log::Info("run " + layout.dir + ": " + std::to_string(plan->tasks.size()) + " tasks, " +
             std::string(StudentArchName(run.student.arch)) + " student, " + std::to_string(cpu::NumThreads()) + " threads");
   if (workers > 1) {

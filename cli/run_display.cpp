@@ -46,7 +46,7 @@ std::uint64_t RunDisplay::TaskSize(const TaskSpec& t) const {
   }
 }
 
-RunDisplay::RunDisplay(const Plan& plan, const RunState& state, std::uint64_t heldout_tokens,
+RunDisplay::RunDisplay(const Plan& plan, const RunState& state, std::uint64_t eval_tokens,
                        std::ostream* out)
     : plan_(plan), out_(out) {
   for (const TaskSpec& t : plan.tasks) {
@@ -62,7 +62,7 @@ RunDisplay::RunDisplay(const Plan& plan, const RunState& state, std::uint64_t he
                   ? "tok"
                   : "tasks";
     if (t.type == TaskType::kEval) ph.unit = "tok";
-    ph.total += t.type == TaskType::kEval ? heldout_tokens : TaskSize(t);
+    ph.total += t.type == TaskType::kEval ? eval_tokens : TaskSize(t);
     if (const TaskRecord* rec = state.FindTask(t.id); rec != nullptr && rec->state == TaskState::kDone) {
       ph.done += TaskSize(t);
     }

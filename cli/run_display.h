@@ -23,8 +23,9 @@ namespace radlads {
 class RunDisplay {
  public:
   // `state` gives the work already done by earlier incarnations of the run.
-  // `heldout_tokens` sizes the eval bar. Bars go to `out` (plain lines) or, when null, to stderr.
-  RunDisplay(const Plan& plan, const RunState& state, std::uint64_t heldout_tokens,
+  // `eval_tokens` (the held-out tokens the eval task evaluates: worker/eval_report.h
+  // EvalWindows) sizes the eval bar. Bars go to `out` (plain lines) or, when null, to stderr.
+  RunDisplay(const Plan& plan, const RunState& state, std::uint64_t eval_tokens,
              std::ostream* out = nullptr);
 
   void OnStart(const TaskSpec& task);

@@ -27,6 +27,19 @@ HeldoutBatchSums EvaluateHeldoutBatch(DecoderModel& teacher, const std::vector<D
   return out;
 }
 
+std::int64_t EvalSeqLen(const RunEvalSettings& eval, const Plan& plan) {
+  return eval.seq_len > 0 ? eval.seq_len : plan.Step(RecipeStepKind::kDistill)->seq_len;
+}
+
+Result<std::int64_t> EvalWindows(std::uint64_t heldout_tokens, std::int64_t seq_len, std::int64_t max_tokens) {
+  RADLADS_ASSIGN_OR_RETURN(WindowSampler sampler,
+                           WindowSampler::Create(heldout_tokens, {SamplingMode::kSequential,
+                                                                  static_cast<std::uint64_t>(seq_len), 0}));
+  std::int64_t windows = static_cast<std::int64_t>(sampler.slot_count());
+  if (max_tokens > 0) windows = std::min(windows, std::max<std::int64_t>(1, max_tokens / seq_len));
+  return windows;
+}
+
 Result<HeldoutComparison> CompareOnHeldout(DecoderModel& teacher, const std::vector<DecoderModel*>& students,
                                            const TokenDataset& heldout, std::int64_t seq_len,
                                            std::int64_t batch, std::int64_t max_tokens,
@@ -35,8 +48,7 @@ Result<HeldoutComparison> CompareOnHeldout(DecoderModel& teacher, const std::vec
   RADLADS_ASSIGN_OR_RETURN(WindowSampler sampler,
                            WindowSampler::Create(heldout.size(), {SamplingMode::kSequential,
                                                                   static_cast<std::uint64_t>(seq_len), 0}));
-  std::int64_t windows = static_cast<std::int64_t>(sampler.slot_count());
-  if (max_tokens > 0) windows = std::min(windows, std::max<std::int64_t>(1, max_tokens / seq_len));
+  RADLADS_ASSIGN_OR_RETURN(const std::int64_t windows, EvalWindows(heldout.size(), seq_len, max_tokens));
   double teacher_ce = 0;
   std::vector<HeldoutBatchSums::Student> sums(students.size());
   std::int64_t count = 0;

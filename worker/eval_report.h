@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "base/status.h"
+#include "configs/run_settings.h"
 #include "pipeline/decoder.h"
 #include "pipeline/lm_batch.h"
+#include "plan/plan.h"
 #include "storage/token_dataset.h"
 
 namespace radlads {
@@ -53,6 +55,12 @@ Result<HeldoutComparison> CompareOnHeldout(DecoderModel& teacher, const std::vec
                                            std::int64_t batch, std::int64_t max_tokens,
                                            const std::function<void(std::int64_t, std::int64_t)>& progress = {},
                                            const std::vector<std::uint32_t>* token_bytes = nullptr);
+
+// The held-out tokens the evaluation covers: whole windows of the evaluation's sequence length
+// (eval.seq_len, else the plan's step-2 length) over `heldout_tokens`, at most max_tokens (> 0),
+// at least one window. What CompareOnHeldout evaluates and what the progress bar counts to.
+std::int64_t EvalSeqLen(const RunEvalSettings& eval, const Plan& plan);
+Result<std::int64_t> EvalWindows(std::uint64_t heldout_tokens, std::int64_t seq_len, std::int64_t max_tokens);
 
 struct EvalReport {
   HeldoutMetrics teacher, student, after_step0, after_step1;

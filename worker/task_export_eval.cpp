@@ -147,7 +147,7 @@ Result<TaskResult> RunEvalTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
   RADLADS_ASSIGN_OR_RETURN(TextTokenizer tokenizer, TextTokenizer::ForRun(env.settings->data.tokenizer, env.teacher_dir));
   const std::vector<std::uint32_t> token_bytes = tokenizer.TokenByteLengths();
   const RunEvalSettings& es = env.settings->eval;
-  const std::int64_t T = es.seq_len > 0 ? es.seq_len : env.plan->Step(RecipeStepKind::kDistill)->seq_len;
+  const std::int64_t T = EvalSeqLen(es, *env.plan);
   HeldoutComparison cmp;
   RADLADS_ASSIGN_OR_RETURN(cmp, CompareOnHeldout(*env.teacher->model, {s0.model.get(), s1.model.get(), fin.model.get()},
                                                  *env.heldout, T, es.batch, es.max_tokens,

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "storage/window_sampler.h"
+
 namespace radlads {
 namespace {
 
@@ -50,6 +52,23 @@ TEST(EvalReport, InvalidUtf8InSamplesBecomesReplacementCharacter) {
   EXPECT_EQ(back->student_continuation.substr(back->student_continuation.size() - 3), " ok");
   EXPECT_NE(back->student_continuation.find("\xEF\xBF\xBD"), std::string::npos);
   EXPECT_EQ(back->prompt, r.prompt);
+}
+
+// The windows the evaluation covers (and the progress bar counts): all of them without a cap,
+// max_tokens / seq_len with one (at least one window), an error when no window fits.
+TEST(EvalReport, EvalWindowsFollowTheCap) {
+  constexpr std::uint64_t kHeldout = 10000;
+  constexpr std::int64_t kSeq = 64;
+  auto all = WindowSampler::Create(kHeldout, {SamplingMode::kSequential, kSeq, 0});
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  const auto slots = static_cast<std::int64_t>(all->slot_count());
+  EXPECT_GT(slots, 100);
+  EXPECT_EQ(EvalWindows(kHeldout, kSeq, 0).value(), slots);
+  EXPECT_EQ(EvalWindows(kHeldout, kSeq, 1024).value(), 16);
+  EXPECT_EQ(EvalWindows(kHeldout, kSeq, 1000).value(), 15);
+  EXPECT_EQ(EvalWindows(kHeldout, kSeq, 10).value(), 1);
+  EXPECT_EQ(EvalWindows(kHeldout, kSeq, 1 << 30).value(), slots);
+  EXPECT_FALSE(EvalWindows(10, kSeq, 0).ok());
 }
 
 }  // namespace
