@@ -199,13 +199,39 @@ void AttentionForward(const Tensor& q, const Tensor& k, const Tensor& v, float s
   float* op = o.f32();
   float* lp = lse != nullptr ? lse->f32() : nullptr;
 
+  // K^T and V are laid out once per call rather than per (query block, key block): every query
+  // head of a group and every query block reads the same tiles. kt_all holds, per (b, kv head),
+  // [Dp][Tp] with the keys padded to whole 64-key tiles (zeros); V is read in place when D is a
+  // multiple of 16, else copied once into rows of Dp (zero-padded). The tiles the micro-kernel
+  // sees hold the same values as before, so the results are the same bits.
+  const i64 Tp = (s.t + kBlockK - 1) / kBlockK * kBlockK;
+  Buffer kt_all(s.b * s.hkv * Dp * Tp);
+  const bool v_in_place = Dp == D;
+  Buffer v_all(v_in_place ? 0 : s.b * s.hkv * s.t * Dp);
+  cpu::ParallelFor(s.b * s.hkv, 1, [&](i64 begin, i64 end) {
+    for (i64 bg = begin; bg < end; ++bg) {
+      const i64 b = bg / s.hkv, g = bg % s.hkv;
+      const float* kb = kp + (b * s.t * s.hkv + g) * D;
+      float* kt = kt_all.get() + bg * Dp * Tp;  // zero-initialised: padding stays 0
+      for (i64 t0 = 0; t0 < s.t; t0 += kBlockK) {
+        const i64 n = std::min(kBlockK, s.t - t0);
+        for (i64 j = 0; j < n; ++j) {
+          const float* src = kb + (t0 + j) * kv_stride;
+          for (i64 d = 0; d < D; ++d) kt[d * Tp + t0 + j] = src[d];
+        }
+      }
+      if (!v_in_place) {
+        const float* vsrc = vp + (b * s.t * s.hkv + g) * D;
+        float* vdst = v_all.get() + bg * s.t * Dp;
+        for (i64 t = 0; t < s.t; ++t) std::copy(vsrc + t * kv_stride, vsrc + t * kv_stride + D, vdst + t * Dp);
+      }
+    }
+  });
+
   cpu::ParallelFor(s.b * s.h * num_qb, 1, [&](i64 begin, i64 end) {
-    Buffer qs_buf(kBlockQ * Dp), acc_buf(kBlockQ * Dp), kt_buf(Dp * kBlockK);
-    Buffer v_buf(kBlockK * Dp), s_buf(kBlockQ * kBlockK);
+    Buffer qs_buf(kBlockQ * Dp), acc_buf(kBlockQ * Dp), s_buf(kBlockQ * kBlockK);
     float* qs = qs_buf.get();    // [64][Dp] scale * q
     float* acc = acc_buf.get();  // [64][Dp] unnormalised output
-    float* kt = kt_buf.get();    // [Dp][64] K^T tile
-    float* vb = v_buf.get();     // [64][Dp] V tile
     float* sp = s_buf.get();     // [64][64] scores, then probabilities
     alignas(64) float m[kBlockQ], l[kBlockQ];
     for (i64 task = begin; task < end; ++task) {
@@ -219,16 +245,18 @@ void AttentionForward(const Tensor& q, const Tensor& k, const Tensor& v, float s
       acc_buf.Zero(kBlockQ * Dp);
       std::fill(m, m + kBlockQ, -std::numeric_limits<float>::infinity());
       std::fill(l, l + kBlockQ, 0.f);
-      const float* kbase = kp + (b * s.t * s.hkv + g) * D;  // key t at kbase + t * kv_stride
-      const float* vbase = vp + (b * s.t * s.hkv + g) * D;
+      const float* ktbase = kt_all.get() + (b * s.hkv + g) * Dp * Tp;  // K^T, key t at column t
+      // Row t of V at vbase + t * ldv.
+      const float* vbase = v_in_place ? vp + (b * s.t * s.hkv + g) * D : v_all.get() + (b * s.hkv + g) * s.t * Dp;
+      const i64 ldv = v_in_place ? kv_stride : Dp;
       for (i64 k0 = 0; k0 < q0 + nq; k0 += kBlockK) {
         const i64 nk = std::min(kBlockK, q0 + nq - k0);
-        LoadTransposed(kbase + k0 * kv_stride, kv_stride, nk, D, Dp, kt);
-        LoadRows(vbase + k0 * kv_stride, kv_stride, nk, D, Dp, kBlockK, 1.f, vb);
+        const float* kt = ktbase + k0;
+        const float* vb = vbase + k0 * ldv;
         // S = (scale Q) K^T, 4 rows at a time, only the 16-key panels their causal limit reaches.
         for (i64 r0 = 0; r0 < nq; r0 += kRows) {
           const i64 lmax = CausalLen(q0 + std::min(r0 + kRows, nq) - 1, k0, nk);
-          if (lmax > 0) Rows4<false>(Round16(lmax), qs + r0 * Dp, Dp, kt, kBlockK, Dp,
+          if (lmax > 0) Rows4<false>(Round16(lmax), qs + r0 * Dp, Dp, kt, Tp, Dp,
                                      sp + r0 * kBlockK, kBlockK, false);
         }
         // Online softmax per row; P overwrites S, zero beyond the causal limit.
@@ -266,13 +294,13 @@ void AttentionForward(const Tensor& q, const Tensor& k, const Tensor& v, float s
         if (kPanel == 64 && Dp == 32) {
           for (i64 r0 = 0; r0 < nq; r0 += 2 * kRows) {
             const i64 lmax = CausalLen(q0 + std::min(r0 + 2 * kRows, nq) - 1, k0, nk);
-            if (lmax > 0) Kernel4<32, false, 2 * kRows>(sp + r0 * kBlockK, kBlockK, vb, Dp, lmax,
+            if (lmax > 0) Kernel4<32, false, 2 * kRows>(sp + r0 * kBlockK, kBlockK, vb, ldv, lmax,
                                                          acc + r0 * Dp, Dp, true);
           }
         } else {
           for (i64 r0 = 0; r0 < nq; r0 += kRows) {
             const i64 lmax = CausalLen(q0 + std::min(r0 + kRows, nq) - 1, k0, nk);
-            if (lmax > 0) Rows4<false>(Dp, sp + r0 * kBlockK, kBlockK, vb, Dp, lmax,
+            if (lmax > 0) Rows4<false>(Dp, sp + r0 * kBlockK, kBlockK, vb, ldv, lmax,
                                        acc + r0 * Dp, Dp, true);
           }
         }
