@@ -1,6 +1,6 @@
 // Flash-style causal GQA attention forward (kernels/cuda/attention.h), FlashAttention-2 layout.
 //
-// One block of 4 warps per (query block of 64 rows, query head, batch); warp w owns query rows
+// One block of 4 warps per (query head, batch, query block of 64 rows); warp w owns query rows
 // 16w..16w+15 of the block. Key blocks of 64 are walked from 0 to the diagonal block (causal
 // tiles above the diagonal are never visited); only the diagonal block is masked. Per key block:
 //
@@ -138,9 +138,10 @@ __global__ void __launch_bounds__(kThreads) AttentionFlashForwardKernel(FlashPar
   bf16* ks = qs + kBlockQ * kRow;
   bf16* vs = ks + kBlockK * kRow;
 
-  const int qb = static_cast<int>(gridDim.x - 1 - blockIdx.x);  // heaviest blocks first
-  const int h = static_cast<int>(blockIdx.y);
-  const i64 b = blockIdx.z;
+  // Grid (H, B, query blocks): the last query block (the most key blocks) starts first.
+  const int qb = static_cast<int>(gridDim.z - 1 - blockIdx.z);
+  const int h = static_cast<int>(blockIdx.x);
+  const i64 b = blockIdx.y;
   const int g = h / p.group;
   const i64 T = p.t;
   const i64 q0 = static_cast<i64>(qb) * kBlockQ;

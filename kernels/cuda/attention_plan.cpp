@@ -5,6 +5,7 @@ namespace {
 
 constexpr std::int64_t kMaxGridYZ = 65535;
 constexpr std::int64_t kMaxGridX = 2147483647;
+constexpr std::int64_t kFlashBlockQ = 64;  // AttentionFlashPlan::block_q
 
 std::string Dims(const AttentionShape& s) {
   return "B=" + std::to_string(s.b) + " T=" + std::to_string(s.t) + " H=" + std::to_string(s.h) +
@@ -22,6 +23,7 @@ std::string AttentionShapeError(const AttentionShape& s, AttentionImpl impl) {
   if (s.t > kMaxGridX) return where + "T must be below 2^31";
   if (impl == AttentionImpl::kFlash) {
     if (s.d != 32 && s.d != 64 && s.d != 128) return where + "the flash kernel needs D in {32, 64, 128}";
+    if (s.t > kMaxGridYZ * kFlashBlockQ) return where + "the flash kernel needs T <= 65535 * 64";
   } else if (s.d > kAttentionSimpleMaxD) {
     return where + "the simple kernel needs D <= " + std::to_string(kAttentionSimpleMaxD);
   }
@@ -34,9 +36,9 @@ AttentionFlashPlan PlanAttentionFlash(const AttentionShape& s) {
   // Q, K and V tiles: block_q + 2 * block_k rows.
   p.smem_bytes = static_cast<std::size_t>(p.block_q + 2 * p.block_k) *
                  static_cast<std::size_t>(p.smem_row) * 2;
-  p.grid_x = (s.t + p.block_q - 1) / p.block_q;
-  p.grid_y = s.h;
-  p.grid_z = s.b;
+  p.grid_x = s.h;
+  p.grid_y = s.b;
+  p.grid_z = (s.t + p.block_q - 1) / p.block_q;
   return p;
 }
 

@@ -26,12 +26,16 @@ enum class AttentionImpl {
 constexpr std::int64_t kAttentionSimpleMaxD = 256;
 
 // "" when `impl` accepts the shape, else a message naming the broken rule. B == 0 or T == 0 is
-// accepted (the call does nothing). Limits: B and H at most 65535 (grid y/z), T < 2^31.
+// accepted (the call does nothing). Limits (CUDA grid y/z <= 65535): B and H at most 65535,
+// T < 2^31, and for the flash kernel at most 65535 query blocks (T <= 4,194,240).
 std::string AttentionShapeError(const AttentionShape& s, AttentionImpl impl);
 
 // The flash kernel's launch: one block of `threads` (4 warps, 16 query rows each) per
-// (query block, head, batch); grid_x = ceil(T / block_q) query blocks, launched heaviest
-// (last) block first. Shared memory holds one Q, one K and one V tile of 64 rows, each row
+// (head, batch, query block) = (grid_x, grid_y, grid_z), grid_z = ceil(T / block_q). Blocks
+// start in x-fastest order, and the kernel maps z to query blocks from the last (the most key
+// blocks under the causal mask) down, so the heaviest blocks start first over the whole grid
+// and the last wave holds the light ones; adjacent blocks are the query heads of one kv group,
+// which read the same K and V (L2 reuse). Shared memory holds one Q, one K and one V tile of 64 rows, each row
 // padded from D to smem_row = D + 8 bf16 (16 bytes) so ldmatrix's 8 row reads hit distinct banks.
 struct AttentionFlashPlan {
   int block_q = 64;

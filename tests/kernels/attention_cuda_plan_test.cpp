@@ -35,7 +35,10 @@ TEST(AttentionCudaPlan, RejectsWithTheRuleNamed) {
   expect_error({1, 8, 4, 2, 256 + 1}, Impl::kSimple, "D <= 256");
   expect_error({65536, 8, 4, 2, 64}, Impl::kFlash, "65535");
   expect_error({1, 8, 65536 * 2, 2, 64}, Impl::kSimple, "65535");
-  expect_error({1, std::int64_t{1} << 31, 4, 2, 64}, Impl::kFlash, "2^31");
+  expect_error({1, std::int64_t{1} << 31, 4, 2, 64}, Impl::kSimple, "2^31");
+  expect_error({1, 65535 * 64 + 1, 4, 2, 64}, Impl::kFlash, "T <= 65535 * 64");
+  EXPECT_EQ(AttentionShapeError({1, 65535 * 64, 4, 2, 64}, Impl::kFlash), "");
+  EXPECT_EQ(AttentionShapeError({1, 65535 * 64 + 1, 4, 2, 64}, Impl::kSimple), "");
   // The simple kernel takes any D up to 256, odd ones included.
   EXPECT_EQ(AttentionShapeError({2, 5, 3, 1, 10}, Impl::kSimple), "");
   EXPECT_EQ(AttentionShapeError({2, 5, 3, 1, 256}, Impl::kSimple), "");
@@ -44,7 +47,7 @@ TEST(AttentionCudaPlan, RejectsWithTheRuleNamed) {
 TEST(AttentionCudaPlan, FlashTilesAndGrid) {
   // Q, K and V tiles of 64 rows, each row D + 8 bf16.
   const struct {
-    std::int64_t d, t, grid_x;
+    std::int64_t d, t, query_blocks;
     std::size_t smem;
   } cases[] = {{32, 1, 1, 3 * 64 * 40 * 2},    {64, 64, 1, 3 * 64 * 72 * 2},
                {64, 65, 2, 3 * 64 * 72 * 2},   {128, 130, 3, 3 * 64 * 136 * 2},
@@ -57,9 +60,9 @@ TEST(AttentionCudaPlan, FlashTilesAndGrid) {
     EXPECT_EQ(p.smem_row, c.d + 8);
     EXPECT_EQ(p.smem_row * 2 % 16, 0) << "ldmatrix rows must stay 16-byte aligned";
     EXPECT_EQ(p.smem_bytes, c.smem) << c.d;
-    EXPECT_EQ(p.grid_x, c.grid_x) << c.t;
-    EXPECT_EQ(p.grid_y, 28);
-    EXPECT_EQ(p.grid_z, 5);
+    EXPECT_EQ(p.grid_x, 28);
+    EXPECT_EQ(p.grid_y, 5);
+    EXPECT_EQ(p.grid_z, c.query_blocks) << c.t;
   }
   // Within the 227 KiB an sm_90 block can opt into and the 163 KiB of sm_80.
   EXPECT_LE(PlanAttentionFlash({1, 1, 1, 1, 128}).smem_bytes, std::size_t{163 * 1024});
