@@ -19,7 +19,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cuda/gla.h"
