@@ -1,7 +1,7 @@
 // Collectives among the ranks of a worker group: the interface the parallel training code
 // (data, tensor and pipeline parallelism) is written against. Implementations: SelfCommunicator
 // (one rank; every collective is the identity), the MPI one of the CPU workers
-// (worker/mpi_communicator.h) and, on GPUs, NCCL (planned, docs/design.md §5).
+// (worker/mpi_communicator.h) and, on GPUs, NCCL (worker/nccl_communicator.h).
 //
 // Contract:
 // - Collectives are called by every rank of the communicator, in the same order, with the same
