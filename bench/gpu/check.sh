@@ -8,17 +8,17 @@
 #   bench/gpu/check.sh [--bundle DIR] [--out DIR]
 #
 # Stages, each under its own time limit (seconds; environment overrides in brackets):
-#   1 tests       every gpu test binary in the bundle          [RADLADS_T_TESTS=240]
+#   1 tests       every gpu test binary in the bundle          [RADLADS_T_TESTS=150]
 #   2 kernels     our benchmarks: rwkv6 (bench_gpu_gla) and rwkv7 (bench_gpu_dplr) at
 #                 (B,T,H,D) = (8,4096,64,64) and (12,512,28,128), attention (bench_gpu_attention)
 #                 at the 7B teacher's (B,T,Hq,Hkv,D) = (12,512,28,4,128); then, time allowing,
-#                 the recurrences' --simple reference kernels  [RADLADS_T_KERNELS=180]
+#                 the recurrences' --simple reference kernels  [RADLADS_T_KERNELS=120]
 #   3 peer        bench/gpu/fla_peer.py: fla's chunk_gla / chunk_rwkv7 and PyTorch's SDPA on the
 #                 same shapes (fla comes as a wheel: without it those rows are skipped)
 #                 [RADLADS_T_PEER=180]
 #   4 conversion  the one-GPU tiny conversion, once `radlads-coord run` has --device
-#                 [RADLADS_T_CONVERSION=240]
-# then ONE table (bench/gpu/table.py): row, shape, ours ms, peer ms, ratio, roofline ms, and the
+#                 [RADLADS_T_CONVERSION=120]
+# (9.5 minutes in all by default, for a ten-minute loan) then ONE table (bench/gpu/table.py): row, shape, ours ms, peer ms, ratio, roofline ms, and the
 # stages' statuses. Logs and the table go to --out (default: a new /tmp/radlads-gpu-check.*).
 # Exit: 0 every stage ran and passed; 1 a stage failed or timed out; 2 no GPU here (each stage
 # then says so; the test binaries still run, to check that the bundle loads).
@@ -37,10 +37,10 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$OUTDIR" ] || OUTDIR="$(mktemp -d /tmp/radlads-gpu-check.XXXXXX)"
 mkdir -p "$OUTDIR"
-T_TESTS="${RADLADS_T_TESTS:-240}"
-T_KERNELS="${RADLADS_T_KERNELS:-180}"
+T_TESTS="${RADLADS_T_TESTS:-150}"
+T_KERNELS="${RADLADS_T_KERNELS:-120}"
 T_PEER="${RADLADS_T_PEER:-180}"
-T_CONVERSION="${RADLADS_T_CONVERSION:-240}"
+T_CONVERSION="${RADLADS_T_CONVERSION:-120}"
 REC_SHAPES=("8 4096 64 64" "12 512 28 128")
 ATT_SHAPE="12 512 28 4 128"
 STAGES="$OUTDIR/stages.txt"
