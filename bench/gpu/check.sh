@@ -19,7 +19,8 @@
 #   4 conversion  the one-GPU tiny conversion, once `radlads-coord run` has --device
 #                 [RADLADS_T_CONVERSION=120]
 # (9.5 minutes in all by default, for a ten-minute loan), then ONE table (bench/gpu/table.py):
-# row, shape, ours ms, peer ms, ratio, roofline ms, and the stages' statuses. Logs and the table go to --out (default: a new /tmp/radlads-gpu-check.*).
+# row, shape, ours ms, peer ms, ratio, roofline ms, and the stages' statuses. Logs and the
+# table go to --out (default: a new /tmp/radlads-gpu-check.*).
 # Exit: 0 every stage ran and passed; 1 a stage failed or timed out; 2 no GPU here (each stage
 # then says so; the test binaries still run, to check that the bundle loads).
 set -uo pipefail
