@@ -1,7 +1,7 @@
 // Host-side planning for the CUDA teacher attention (kernels/cuda/attention.h): which shapes each
 // kernel accepts, the flash kernel's tiles and launch geometry, and the FLOP / byte counts that
 // bench/gpu/bench_attention.cpp reports. Plain C++ with no CUDA headers, so it is built and
-// tested (tests/gpu/attention_plan_test.cpp, label cpu) on machines without a GPU.
+// tested (tests/kernels/attention_cuda_plan_test.cpp, label cpu) on machines without a GPU.
 //
 // Shapes are those of kernels/ops/attention.h: q, o [B, T, H, D]; k, v [B, T, Hkv, D];
 // lse [B, H, T]; query head h reads kv head h / (H / Hkv).

@@ -18,7 +18,7 @@
 //  - kRecurrent: one block per (b, h), one thread per state column (D threads), the state column
 //    in registers; the GPU reference and the fallback. Backward: a forward pass saving a state
 //    checkpoint every `checkpoint` steps, then per segment (walked in reverse) the segment's
-//    states are recomputed into the workspace and the reverse sweep (dplr.h §recurrent) runs;
+//    states are recomputed into the workspace and the reverse sweep runs;
 //    row sums over the state columns go through warp shuffles and one small shared array.
 //  - kChunked: one block per (b, h) walking chunks of `chunk` rows (1..64, default 16) in the
 //    WY / UT form of kernels/ops/dplr_chunked.cpp: four decay-weighted C x C matrices, the

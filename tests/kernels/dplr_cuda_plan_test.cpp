@@ -176,7 +176,7 @@ TEST(DplrCudaPlan, WorkspaceSections) {
 }
 
 TEST(DplrCudaPlan, CompulsoryBytes) {
-  // KERNELS.md §4: 14D bytes per token-head forward, 40D forward + backward (bf16, no states).
+  // Compulsory traffic: 14D bytes per token-head forward, 40D forward + backward (bf16, no states).
   const DplrCudaDims d{8, 4096, 64, 64};
   const I64 th = 8 * 4096 * 64;
   EXPECT_EQ(dplr_plan::MinBytesForward(d, 2, false, false), 14 * 64 * th);
