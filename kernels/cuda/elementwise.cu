@@ -5,29 +5,7 @@
 
 namespace radlads::cuda {
 
-using glue::Acc;
-using glue::bf16;
-using glue::ColumnSum;
-using glue::ForEach;
-using glue::i64;
-using glue::Ld;
-using glue::SigmoidF;
-using glue::St;
-
-namespace glue {
-
-// sum over rows of dy * a ([n, c] each), for broadcast-vector gradients.
-template <typename T>
-struct RowsOfProduct {
-  const T* dy;
-  const T* a;
-  i64 cols;
-  __device__ double operator()(i64 r, i64 j) const {
-    return static_cast<double>(Ld(dy, r * cols + j)) * Ld(a, r * cols + j);
-  }
-};
-
-}  // namespace glue
+using namespace glue;  // glue_common.cuh's helpers, as in norms.cu, optimizer.cu, rope.cu
 
 template <typename T>
 void ActivationForward(Activation act, const T* x, std::int64_t n, T* y, cudaStream_t stream) {

@@ -128,6 +128,18 @@ struct RowsOf {
   __device__ double operator()(i64 r, i64 j) const { return Ld(x, r * cols + j); }
 };
 
+// Row-wise sum of an elementwise product: a * b, both [rows, cols] of T (broadcast-vector
+// gradients such as sum over rows of dy * a).
+template <typename T>
+struct RowsOfProduct {
+  const T* a;
+  const T* b;
+  i64 cols;
+  __device__ double operator()(i64 r, i64 j) const {
+    return static_cast<double>(Ld(a, r * cols + j)) * Ld(b, r * cols + j);
+  }
+};
+
 inline unsigned Blocks1D(i64 n) { return static_cast<unsigned>(ElemBlocks(n)); }
 
 // f(e) for e in [0, n), grid-stride. F: a functor or an extended __device__ lambda (the

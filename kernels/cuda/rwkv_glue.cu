@@ -5,14 +5,7 @@
 
 namespace radlads::cuda {
 
-using glue::Acc;
-using glue::bf16;
-using glue::ColumnSum;
-using glue::ForEach;
-using glue::i64;
-using glue::Ld;
-using glue::SigmoidF;
-using glue::St;
+using namespace glue;  // glue_common.cuh's helpers, as in norms.cu, optimizer.cu, rope.cu
 
 namespace glue {
 
@@ -42,15 +35,6 @@ struct ShiftDmuOut {
 struct AddRoundedF32 {
   float* out;
   __device__ void operator()(i64 j, double s) const { out[j] += static_cast<float>(s); }
-};
-template <typename T>
-struct ProductTerms {
-  const T* a;
-  const T* b;
-  i64 c;
-  __device__ double operator()(i64 r, i64 j) const {
-    return static_cast<double>(Ld(a, r * c + j)) * Ld(b, r * c + j);
-  }
 };
 
 unsigned RowWarpBlocks(i64 rows) {
@@ -227,7 +211,7 @@ void Rwkv6ShiftBackwardFinish(const T* dxx, const T* delta, const T* ddelta, con
       },
       stream);
   if (dmu_x != nullptr)
-    ColumnSum(batch * time, c, glue::ProductTerms<T>{dxx, delta, c}, glue::AddRoundedF32{dmu_x},
+    ColumnSum(batch * time, c, glue::RowsOfProduct<T>{dxx, delta, c}, glue::AddRoundedF32{dmu_x},
               ws, stream);
 }
 
