@@ -104,6 +104,12 @@ int main(int argc, char** argv) {
                       "ADDR:PORT the coordinator serves on (port 0: ephemeral; written to RUN/coordinator.addr); "
                       "workers on other nodes must reach it")
       ->capture_default_str();
+  run_cmd->add_option("--device", run.device,
+                      "Where the training steps run: cpu (default), or cuda: steps 1-3 (align, distill, finetune) on "
+                      "this machine's one GPU, in this process (no worker ranks, no gang of more than one rank); "
+                      "the transfer, the teacher's step-1 cache, export and eval stay on the CPU. Refused before any "
+                      "work when no usable CUDA device is found. A run keeps the device it started with: resuming "
+                      "without --device uses it, another --device is refused");
 
   // submit -----------------------------------------------------------------------------------
   SubmitArgs submit;

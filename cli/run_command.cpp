@@ -25,10 +25,12 @@
 #include "cli/slurm_job.h"
 #include "configs/run_settings.h"
 #include "kernels/cpu/parallel.h"
+#include "plan/gpu_memory.h"
 #include "state/scheduler.h"
 #include "state/state_store.h"
 #include "storage/binidx.h"
 #include "storage/byte_tokenizer.h"
+#include "worker/device_training.h"
 #include "worker/eval_report.h"
 #include "worker/executor.h"
 #include "worker/task_env.h"
@@ -120,6 +122,46 @@ int Stopped(int code, const RunLayout& layout, const RunState& s, std::ostream& 
   return code;
 }
 
+// --device, checked against the device the run started with (RUN/device; absent: cpu, or a new
+// run). An explicit other device is refused: the CPU and CUDA trainers agree to bf16 tolerance,
+// not bit for bit, so a run that switched would be neither's result.
+Result<TrainDevice> ResolveDevice(const std::string& flag, const RunLayout& layout) {
+  std::optional<TrainDevice> recorded;
+  const std::string path = layout.Abs(RunLayout::DeviceFile());
+  if (PathExists(path)) {
+    RADLADS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    Result<TrainDevice> d = ParseTrainDevice(text);
+    if (!d.ok()) return Status::Corruption(path + ": \"" + text + "\" is not a device (cpu or cuda)");
+    recorded = *d;
+  } else if (PathExists(layout.Abs(RunLayout::StateDir()))) {
+    recorded = TrainDevice::kCpu;  // a run started before RUN/device existed ran on the CPU
+  }
+  if (flag.empty()) return recorded.value_or(TrainDevice::kCpu);
+  RADLADS_ASSIGN_OR_RETURN(TrainDevice d, ParseTrainDevice(flag));
+  if (recorded && *recorded != d) {
+    return Status::InvalidArgument(layout.dir + " was started with --device " + TrainDeviceName(*recorded) +
+                                   "; resume it with --device " + TrainDeviceName(*recorded) +
+                                   " (or without --device): a run does not switch devices, whose trainers agree "
+                                   "only to bf16 tolerance; use a new run directory for --device " +
+                                   TrainDeviceName(d));
+  }
+  return d;
+}
+
+Status RecordDevice(TrainDevice d, const RunLayout& layout) {
+  const std::string path = layout.Abs(RunLayout::DeviceFile());
+  const std::string text = std::string(TrainDeviceName(d)) + "\n";
+  if (auto old = ReadFileToString(path); old.ok() && *old == text) return Status::Ok();
+  return AtomicWriteFile(path, text);
+}
+
+std::string MibText(double bytes) {
+  char b[32];
+  std::snprintf(b, sizeof(b), "%.0f MiB", bytes / (1024.0 * 1024.0));
+  return b;
+}
+
 }  // namespace
 
 int RunRunCommand(const RunCommandArgs& args) {
@@ -143,13 +185,40 @@ int RunRunCommand(const RunCommandArgs& args) {
   // This process's share of RUN/output/profile.json (worker/run_profile.h), from the start.
   const RunLayout layout{args.run_dir};
   ProcessProfile profile("run", "local", layout.Abs(ProcessProfile::FileName("run", "local")));
+  // ---- The training device: --device, else the one the run started with (RUN/device). ----
+  Result<TrainDevice> device = ResolveDevice(args.device, layout);
+  if (!device.ok()) return fail(device.status());
+  if (const std::string why = TrainDeviceUnavailableReason(*device); !why.empty()) {
+    return fail(Status::InvalidArgument("--device " + std::string(TrainDeviceName(*device)) + " refused: " + why +
+                                        " (nothing was written; run with --device cpu, or on a machine with a GPU)"));
+  }
+  // A cuda run is one process on one GPU: no worker ranks, no gang (checked before anything is written).
+  auto check_plan = [&](const Plan& p) -> Status {
+    if (*device == TrainDevice::kCpu) return Status::Ok();
+    const std::int64_t n = args.workers > 0 ? args.workers : std::max<std::int64_t>(1, p.cluster.WorkerCount());
+    if (n > 1) {
+      return Status::InvalidArgument("--device cuda runs every task in this process on one GPU, but this run has " +
+                                     std::to_string(n) + " workers (--workers, or the cluster's worker count): "
+                                     "give --workers 1 or a one-worker cluster (--cluster local-process)");
+    }
+    return CheckPlanForDevice(p, *device);
+  };
   // ---- Validate every input, plan, and write the run directory (cli/run_setup.h). ----
   Result<std::unique_ptr<RunSetup>> setup =
-      PrepareRunAsCoordinator(args.config, args.run_dir, args.host_memory_gib, args.cluster);
+      PrepareRunAsCoordinator(args.config, args.run_dir, args.host_memory_gib, args.cluster, check_plan);
   if (!setup.ok()) return fail(setup.status());
   RunSetup& run = **setup;
   for (const std::string& n : run.planned.notes) err << "note: " << n << "\n";
   const Plan* plan = &run.plan();
+  if (Status st = RecordDevice(*device, layout); !st.ok()) return fail(st);
+  if (*device == TrainDevice::kCuda) {
+    std::string est;
+    for (const MemoryBreakdown& m : OneGpuPlanMemory(*plan)) {
+      est += std::string(est.empty() ? "" : ", ") + m.what + " " + MibText(m.total_bytes);
+    }
+    err << "note: --device cuda: steps 1-3 train on " << TrainDeviceDescription(*device)
+        << "); transfer, the step-1 cache, export and eval run on the CPU. Estimated device memory: " << est << "\n";
+  }
 
   // ---- Durable state and the scheduler. ----
   Result<std::unique_ptr<StateStore>> store = StateStore::Open(layout.Abs(RunLayout::StateDir()));
@@ -189,10 +258,11 @@ int RunRunCommand(const RunCommandArgs& args) {
   local.info.id = "local";
   local.info.pid = ::getpid();
   local.info.host = HostName();
-  local.info.device = "cpu";
+  local.info.device = *device == TrainDevice::kCuda ? "cuda:0" : "cpu";
   local.info.memory_bytes = static_cast<std::int64_t>(plan->worker.capacity_bytes);
 
   TaskEnv env = run.Env(layout.dir);
+  env.device = *device;
 
   // Old checkpoints are deleted as newer commits become durable (bounded disk).
   CheckpointJanitor janitor(store->get(), layout.dir, static_cast<int>(plan->cluster.checkpoint.keep_last));

@@ -19,6 +19,13 @@
 //   of a cancelled job exits 4, a job restarting without progress exits 1.
 // - Long phases show a progress bar with tokens/s and ETA; the run ends with a summary table
 //   (also written to DIR/output/summary.txt) and DIR/output/eval.json.
+// - --device cuda trains steps 1-3 on one GPU in this process (worker/device_training.h). It is
+//   refused before any work (exit 2, DIR untouched) when no usable CUDA device is found, with
+//   --workers N > 1 or a cluster of several workers, and when the plan has a gang of more than
+//   one rank. The first start records the device in DIR/device; a later start without --device
+//   uses it, one with another --device is refused (exit 2): the devices agree to bf16
+//   tolerance, not bit for bit, so a run stays on one. The summary prints each training phase's
+//   measured device peak beside the one-GPU estimate (plan/gpu_memory.h).
 #pragma once
 
 #include <iosfwd>
@@ -43,6 +50,9 @@ struct RunCommandArgs {
   std::string launcher = "mpirun";  // --launcher mpirun|srun (cli/run_workers.h)
   int workers_per_node = 0;         // srun: ranks per node (0: the cluster's)
   std::string listen = "127.0.0.1:0";  // --listen: the coordinator's address (other nodes must reach it)
+  // --device cpu|cuda: where steps 1-3 train (worker/device_training.h). "": the device RUN/device
+  // recorded (a resumed run), else cpu.
+  std::string device;
 };
 
 // Returns the process exit code (0, 1, 2, kExitRequeue after a drain, kExitCancelled).

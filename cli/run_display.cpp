@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "plan/gpu_memory.h"
+
 namespace radlads {
 namespace {
 
@@ -123,6 +125,8 @@ void RunDisplay::OnComplete(const TaskSpec& task, const FinalRecord& final) {
   if (rss > ph.peak_rss_mib) ph.peak_rss_mib = rss;
   const double anon = Get(final.metrics, "peak_anon_mib", 0.0);
   if (anon > ph.peak_anon_mib) ph.peak_anon_mib = anon;
+  const double gpu = Get(final.metrics, "peak_gpu_mib", 0.0);
+  if (gpu > ph.peak_gpu_mib) ph.peak_gpu_mib = gpu;
   if (bar_) bar_->Update(ph.done, ph.last_suffix);
 }
 
@@ -176,6 +180,23 @@ std::string RunDisplay::Summary(const EvalReport& r, const RunSettings& settings
            Fmt("%.0f", ph.peak_rss_mib) + (planned > 0 ? " (plan " + Fmt("%.0f", planned) + ")" : "");
   }
   if (!mem.empty()) line("peak memory of a worker process, MiB, anonymous / resident incl. mapped files: " + mem);
+  // --device cuda: each training phase's device peak (the trainers' allocations) beside the
+  // one-GPU estimate of that step (plan/gpu_memory.h).
+  std::string gpu;
+  const std::vector<MemoryBreakdown> one_gpu = OneGpuPlanMemory(plan_);
+  for (const auto& [key, ph] : phases_) {
+    if (ph.peak_gpu_mib <= 0) continue;
+    double planned = 0;
+    for (const MemoryBreakdown& m : one_gpu) {
+      const std::string kind = m.what.substr(0, m.what.find(' '));  // align, distill, finetune
+      if (ph.label == "step 1 " + kind || ph.label == "step 2 " + kind || ph.label == "step 3 " + kind) {
+        planned = m.total_bytes / (1024.0 * 1024.0);
+      }
+    }
+    gpu += std::string(gpu.empty() ? "" : ", ") + ph.label + " " + Fmt("%.1f", ph.peak_gpu_mib) +
+           (planned > 0 ? " (plan " + Fmt("%.1f", planned) + ")" : "");
+  }
+  if (!gpu.empty()) line("peak GPU memory of the trainers, MiB: " + gpu);
   for (const std::string& p : profile_lines) line(p);
   if (!align_loss_.empty()) {
     std::string s = "step-1 L2 at the end, per layer:";

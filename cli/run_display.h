@@ -49,6 +49,7 @@ class RunDisplay {
     std::vector<NamedValue> last_metrics;
     double peak_rss_mib = 0.0;   // the largest measured over the phase's tasks (0: none)
     double peak_anon_mib = 0.0;  // the same for anonymous memory (mapped files excluded)
+    double peak_gpu_mib = 0.0;   // the training device's allocations (--device cuda; 0: none)
   };
   static std::string PhaseKey(TaskType t);  // sorts in protocol order
   std::uint64_t TaskSize(const TaskSpec& t) const;

@@ -132,7 +132,8 @@ TaskEnv RunSetup::Env(const std::string& run_dir) {
 Result<std::unique_ptr<RunSetup>> PrepareRunAsCoordinator(const std::string& config_path,
                                                           const std::string& run_dir,
                                                           std::optional<double> host_memory_gib,
-                                                          const std::string& cluster) {
+                                                          const std::string& cluster,
+                                                          const std::function<Status(const Plan&)>& check_plan) {
   auto r = std::make_unique<RunSetup>();
   const RunLayout layout{run_dir};
   // ---- Validate every input before writing anything. ----
@@ -170,6 +171,7 @@ Result<std::unique_ptr<RunSetup>> PrepareRunAsCoordinator(const std::string& con
                              kRunConfigCopy, std::move(config_text)});
   RADLADS_ASSIGN_OR_RETURN(r->planned, PlanRunDirectory(r->inputs, options, run_dir,
                                                         host_memory_gib ? host_memory_gib : HostMemoryGib()));
+  if (check_plan) RADLADS_RETURN_IF_ERROR(check_plan(r->plan()));
 
   // ---- Write the run directory (idempotent for the same plan). ----
   RADLADS_RETURN_IF_ERROR(CreateDirectories(layout.Abs(RunLayout::DataDir())));

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -51,11 +52,13 @@ struct RunSetup {
 
 // The coordinator's way in (see above). `host_memory_gib`: this host's RAM (nullopt: probe).
 // `cluster`: a cluster name or path that replaces the run config's ("": keep it); workers take
-// the cluster the plan recorded.
+// the cluster the plan recorded. `check_plan` (optional): the caller's own checks of the plan,
+// run after planning and before anything is written; its error is returned as is.
 Result<std::unique_ptr<RunSetup>> PrepareRunAsCoordinator(const std::string& config_path,
                                                           const std::string& run_dir,
                                                           std::optional<double> host_memory_gib,
-                                                          const std::string& cluster = "");
+                                                          const std::string& cluster = "",
+                                                          const std::function<Status(const Plan&)>& check_plan = {});
 
 // A worker's way in (see above).
 Result<std::unique_ptr<RunSetup>> OpenRunAsWorker(const std::string& run_dir);

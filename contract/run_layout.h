@@ -7,6 +7,8 @@
 //   secret                        the per-run key of the coordinator protocol (mode 0600)
 //   coordinator.addr              where the serving coordinator listens (while it serves)
 //   started_at                    when the run first started (Unix ms), for its total time
+//   device                        the training device it started with ("cpu" / "cuda"; absent:
+//                                 cpu), kept by `run --device` (cli/run_command.h)
 //   data/                         train and heldout token datasets, binidx (when the run config
 //                                 gives text)
 //   cache/S{s:05d}_P{p:02d}.h5    step-1 activation cache (docs/formats/activation_cache.md)
@@ -44,6 +46,7 @@ struct RunLayout {
   static std::string SecretFile() { return "secret"; }
   static std::string AddressFile() { return "coordinator.addr"; }
   static std::string StartedAtFile() { return "started_at"; }
+  static std::string DeviceFile() { return "device"; }
   static std::string DataDir() { return "data"; }
   static std::string TrainPrefix() { return "data/train"; }
   static std::string HeldoutPrefix() { return "data/heldout"; }

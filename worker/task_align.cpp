@@ -1,6 +1,7 @@
 // Step 1 consumer align(l, s): train layer l's mixer on segment s's cached teacher pairs, and,
 // with layer affinity, the layer's following segments on the same state in memory (committing
-// at the cluster's checkpoint interval, docs/design.md §5).
+// at the cluster's checkpoint interval, docs/design.md §5), on the run's training device
+// (worker/device_training.h).
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -11,6 +12,7 @@
 #include "pipeline/train_steps.h"
 #include "storage/activation_cache.h"
 #include "worker/checkpoint_io.h"
+#include "worker/device_training.h"
 #include "worker/task_env.h"
 
 namespace radlads {
@@ -60,10 +62,10 @@ Result<TaskResult> RunAlignTask(TaskEnv& env, const LeaseGrant& first_grant, Tas
     }
   }
 
-  StudentMixerOptions mo;
-  auto mixer = MakeStudentMixer(env.student, l, params, mo);
-  AlignTrainer trainer(env.student, l, params, *mixer, OptimizerSettingsFor(env.plan->recipe.optimizer));
-  trainer.optimizer().set_step(st.optimizer_step);
+  // The mixer's trainer on the run's device (worker/device_training.h), over `params`.
+  RADLADS_ASSIGN_OR_RETURN(std::unique_ptr<AlignDeviceTrainer> trainer,
+                           MakeAlignDeviceTrainer(env.device, env.student, l, params,
+                                                  OptimizerSettingsFor(env.plan->recipe.optimizer), st.optimizer_step));
   const bool need_vfirst = env.student.arch == StudentArch::kRwkv7 && l > 0;
   const std::int64_t A = env.student.base.q_dim();
   Tensor in = Tensor::Empty({mb, T, C}), out = Tensor::Empty({mb, T, C});
@@ -83,6 +85,7 @@ Result<TaskResult> RunAlignTask(TaskEnv& env, const LeaseGrant& first_grant, Tas
     auto t0 = std::chrono::steady_clock::now();
     const std::int64_t start_done = done;
     auto save = [&](std::int64_t global_step) -> Result<FileRecord> {
+      trainer->SyncToHost();
       TrainingState now;
       now.optimizer_step = global_step;
       now.tokens = done * batch * T;
@@ -95,11 +98,11 @@ Result<TaskResult> RunAlignTask(TaskEnv& env, const LeaseGrant& first_grant, Tas
         const std::int64_t first = done * batch + j * mb;
         RADLADS_RETURN_IF_ERROR(cache->ReadLayer(l, first, in, out));
         if (need_vfirst) RADLADS_RETURN_IF_ERROR(cache->ReadValueFirst(first, vf));
-        loss += trainer.Accumulate(in, out, vf, 1.0f / static_cast<float>(accum)).loss / static_cast<double>(accum);
+        loss += trainer->Accumulate(in, out, vf, 1.0f / static_cast<float>(accum)).loss / static_cast<double>(accum);
       }
-      const std::int64_t global = trainer.optimizer().step();
+      const std::int64_t global = trainer->optimizer_step();
       StepLearningRates lr = LearningRate(rs, global, global * rs.TokensPerStep());
-      OptimizerStepResult r = trainer.Step(lr.mixer);
+      OptimizerStepResult r = trainer->Step(lr.mixer);
       if (!r.applied) {
         return Status::Internal(t.id + ": non-finite gradient norm at step " + std::to_string(global) +
                                 " (loss " + std::to_string(loss) + ")");
@@ -107,7 +110,7 @@ Result<TaskResult> RunAlignTask(TaskEnv& env, const LeaseGrant& first_grant, Tas
       ++done;
       ++steps_since_durable;
       Progress p;
-      p.step = trainer.optimizer().step();
+      p.step = trainer->optimizer_step();
       p.tokens = done * batch * T;
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       p.throughput = secs > 0 ? static_cast<double>((done - start_done) * batch * T) / secs : 0;
@@ -123,7 +126,7 @@ Result<TaskResult> RunAlignTask(TaskEnv& env, const LeaseGrant& first_grant, Tas
       }
     }
     TaskResult r;
-    r.final.checkpoint = CheckpointRecord{trainer.optimizer().step(), t.tokens, {}};
+    r.final.checkpoint = CheckpointRecord{trainer->optimizer_step(), t.tokens, {}};
     r.final.metrics.push_back({"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
     if (!ckpt.Due(steps_since_durable)) {
       if (std::optional<LeaseGrant> next = reporter.CompleteAndContinue(r.final)) {
@@ -132,7 +135,7 @@ Result<TaskResult> RunAlignTask(TaskEnv& env, const LeaseGrant& first_grant, Tas
         continue;
       }
     }
-    RADLADS_ASSIGN_OR_RETURN(FileRecord f, save(trainer.optimizer().step()));
+    RADLADS_ASSIGN_OR_RETURN(FileRecord f, save(trainer->optimizer_step()));
     r.final.checkpoint.files = {f};
     return r;
   }

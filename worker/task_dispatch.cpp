@@ -1,6 +1,7 @@
 #include "worker/task_env.h"
 
 #include "base/host_info.h"
+#include "worker/device_training.h"
 
 namespace radlads {
 
@@ -29,9 +30,11 @@ Result<TaskResult> RunTask(TaskEnv& env, const LeaseGrant& grant, TaskReporter& 
   ResetPeakRss();
   AnonPeakSampler memory;
   env.memory = &memory;
+  BeginDeviceTask(env, grant.task.type);
   Result<TaskResult> r = Dispatch(env, grant, reporter);
   memory.Stop();
   env.memory = nullptr;
+  if (r.ok() && r->outcome == TaskOutcome::kCompleted) EndDeviceTask(env, grant.task.type, r->final);
   // The process's peak while it ran this task (gang tasks report the maximum over their ranks).
   const bool gang = grant.task.type == TaskType::kDistill || grant.task.type == TaskType::kFinetune;
   if (r.ok() && r->outcome == TaskOutcome::kCompleted && !gang) {

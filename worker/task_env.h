@@ -50,6 +50,9 @@ class TaskReporter {
 
 struct GangContext;  // worker/gang.h
 
+// Where the training tasks (align, distill, finetune) run: worker/device_training.h.
+enum class TrainDevice { kCpu, kCuda };
+
 struct TaskEnv {
   const Plan* plan = nullptr;
   const RunSettings* settings = nullptr;
@@ -67,6 +70,8 @@ struct TaskEnv {
   GangContext* gang = nullptr;
   // Samples this process's anonymous memory while a task runs (RunTask sets it).
   const AnonPeakSampler* memory = nullptr;
+  // The training device (`radlads-coord run --device`; radlads-worker ranks: cpu).
+  TrainDevice device = TrainDevice::kCpu;
 };
 
 OptimizerSettings OptimizerSettingsFor(const RecipeOptimizer& o);

@@ -8,7 +8,8 @@
 // group in a fixed order (kernels/collectives.h), so every replica applies the same update and
 // a rerun of the same layout is bit-identical. Only dp replica 0 writes the checkpoint (the
 // replicas hold identical state). The task's token cursor and optimizer step live in its
-// checkpoints, so a resumed task continues at the exact sample, on any dp size.
+// checkpoints, so a resumed task continues at the exact sample, on any dp size. With
+// `run --device cuda` the whole model trains on one GPU instead (worker/device_training.h).
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -21,6 +22,7 @@
 #include "pipeline/student_model.h"
 #include "pipeline/train_steps.h"
 #include "worker/checkpoint_io.h"
+#include "worker/device_training.h"
 #include "worker/gang.h"
 #include "worker/task_env.h"
 
@@ -116,32 +118,45 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
     for (Param* p : params->params()) p->adam_m = p->adam_v = Tensor();  // a fresh optimizer
   }
   params->SetTrainable([](const std::string&) { return true; });
-  Communicator* tp_group = gang != nullptr ? gang->tp.get() : nullptr;
-  StudentModel student =
-      MakeStudentModel(local, std::move(params), {}, DecoderShardOf(ms, local.base.vocab_size, tp_group));
-  ParamSet& ps = *student.params;
-  Qwen2Teacher teacher_shard;
-  DecoderModel* teacher = nullptr;
-  if (distill) {
-    if (ms.whole()) {
-      teacher = env.teacher->model.get();
-    } else {
-      RADLADS_ASSIGN_OR_RETURN(teacher_shard, TeacherShard(env, ms, tp_group));
-      teacher = teacher_shard.model.get();
-    }
-  }
-  ModelParallelGroups groups;
-  if (!ms.whole()) {
-    groups.tp = ms.tp > 1 ? tp_group : nullptr;
-    groups.pp = ms.pp > 1 ? gang->pp.get() : nullptr;
-    groups.mp = gang->mp.get();
-    groups.full_vocab = env.student.base.vocab_size;
-  }
   const std::int64_t chunk = distill ? rs.loss.kl_chunk_tokens : 512;
-  GangTrainer trainer(*student.model, ps, teacher, OptimizerSettingsFor(env.plan->recipe.optimizer), chunk, groups,
-                      full_shapes);
-  AdamWOptimizer* opt = &trainer.optimizer();
-  opt->set_step(st.optimizer_step);
+  const OptimizerSettings opt_settings = OptimizerSettingsFor(env.plan->recipe.optimizer);
+  // The trainer on the run's device (worker/device_training.h): on cuda the whole model on one
+  // GPU (the run refused larger gangs before any work), over `ps`; on the CPU this rank's shard.
+  StudentModel student;
+  Qwen2Teacher teacher_shard;
+  std::unique_ptr<LmDeviceTrainer> trainer;
+  if (env.device == TrainDevice::kCuda) {
+    if (!ms.whole()) {
+      return Status::InvalidArgument(t.id + ": --device cuda trains the whole model on one GPU; this task is a gang "
+                                            "rank (tp " + std::to_string(ms.tp) + " x pp " + std::to_string(ms.pp) + ")");
+    }
+    student.params = std::move(params);
+    RADLADS_ASSIGN_OR_RETURN(trainer, MakeCudaLmTrainer(local, *student.params, distill ? env.teacher : nullptr,
+                                                        opt_settings, chunk, st.optimizer_step));
+  } else {
+    Communicator* tp_group = gang != nullptr ? gang->tp.get() : nullptr;
+    student = MakeStudentModel(local, std::move(params), {}, DecoderShardOf(ms, local.base.vocab_size, tp_group));
+    DecoderModel* teacher = nullptr;
+    if (distill) {
+      if (ms.whole()) {
+        teacher = env.teacher->model.get();
+      } else {
+        RADLADS_ASSIGN_OR_RETURN(teacher_shard, TeacherShard(env, ms, tp_group));
+        teacher = teacher_shard.model.get();
+      }
+    }
+    ModelParallelGroups groups;
+    if (!ms.whole()) {
+      groups.tp = ms.tp > 1 ? tp_group : nullptr;
+      groups.pp = ms.pp > 1 ? gang->pp.get() : nullptr;
+      groups.mp = gang->mp.get();
+      groups.full_vocab = env.student.base.vocab_size;
+    }
+    trainer = WrapGangTrainer(
+        std::make_unique<GangTrainer>(*student.model, *student.params, teacher, opt_settings, chunk, groups, full_shapes),
+        *student.params, st.optimizer_step);
+  }
+  ParamSet& ps = *student.params;
 
   WindowSamplerOptions so;
   so.mode = env.plan->recipe.data.sampler;
@@ -166,6 +181,7 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
   // The gang's commit lists every model-parallel rank's shard (GangReporter).
   auto save = [&](std::int64_t step) -> Result<std::vector<FileRecord>> {
     if (dp_rank != 0) return std::vector<FileRecord>{};
+    trainer->SyncToHost();
     TrainingState now;
     now.optimizer_step = step;
     now.tokens = step * batch * T;
@@ -176,10 +192,7 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
     return std::vector<FileRecord>{f};
   };
   // Sums every gradient over the dp replicas (each scaled its share by 1 / (accum * dp)).
-  std::vector<Param*> trainable;
-  for (Param* p : ps.params()) {
-    if (p->trainable) trainable.push_back(p);
-  }
+  const std::vector<Param*> trainable = trainer->HostGradients();
   auto reduce_grads = [&] {
     if (dp == 1) return;
     for (Param* p : trainable) gang->dp->AllReduceSum(p->grad.f32(), static_cast<std::size_t>(p->grad.numel()));
@@ -193,7 +206,7 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
       RADLADS_ASSIGN_OR_RETURN(LmBatch b, ReadLmBatch(*env.train, sampler, g, mb));
       mbs.push_back(std::move(b));
     }
-    const DistillStepStats s = trainer.AccumulateStep(mbs, 1.0f / static_cast<float>(accum * dp));
+    const DistillStepStats s = trainer->AccumulateStep(mbs, 1.0f / static_cast<float>(accum * dp));
     kl = s.kl;
     top1 = s.top1;
     ce = s.student_ce;
@@ -206,7 +219,7 @@ Result<TaskResult> RunGangTask(TaskEnv& env, const LeaseGrant& grant, TaskReport
       ce = m[2] / static_cast<double>(dp);
     }
     StepLearningRates lr = LearningRate(rs, done, done * rs.TokensPerStep());
-    OptimizerStepResult r = opt->Step(lr.main, lr.mixer);
+    OptimizerStepResult r = trainer->Step(lr.main, lr.mixer);
     if (!r.applied) {
       return Status::Internal(t.id + ": non-finite gradient norm at step " + std::to_string(done));
     }

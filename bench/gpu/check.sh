@@ -286,14 +286,38 @@ elif [ "$have_gpu" = 0 ]; then
   stage conversion "skipped: $nogpu"
 else
   log="$OUTDIR/conversion.log"
+  conv="$OUTDIR/tiny-rwkv7"
+  t0=$(date +%s)
   run_ours "$T_CONVERSION" "$log" "$WORK/$coord" run "$ROOT/configs/tiny-rwkv7.yaml" \
-      --run "$OUTDIR/tiny-rwkv7" --device cuda
+      --run "$conv" --device cuda
   rc=$?
+  wall=$(( $(date +%s) - t0 ))
   tail -8 "$log" | sed 's/^/   /'
+  # The eval numbers (output/eval.json) against the tiny default's targets (CE <= 1.10 x the
+  # teacher's, top-1 >= 0.80), and the device peaks beside the one-GPU estimate (summary.txt).
+  numbers=""
+  if [ -f "$conv/output/eval.json" ] && [ -n "$PY" ]; then
+    numbers="$("$PY" - "$conv/output/eval.json" <<'PYEOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+t, s, s0, s1 = r["teacher"], r["student"], r["after_step0"], r["after_step1"]
+ratio = s["ce"] / t["ce"]
+print("student CE %.4f / teacher %.4f = %.3f x (%s), top-1 %.3f (%s), KL %.3f -> %.3f -> %.3f"
+      % (s["ce"], t["ce"], ratio, "met" if ratio <= 1.10 else "MISSED",
+         s["top1"], "met" if s["top1"] >= 0.80 else "MISSED", s0["kl"], s1["kl"], s["kl"]))
+PYEOF
+)" || numbers="eval.json unreadable"
+  fi
+  peaks="$(sed -n 's/^peak GPU memory of the trainers, MiB: //p' "$conv/output/summary.txt" 2>/dev/null)"
+  detail="wall ${wall} s${numbers:+; $numbers}${peaks:+; device peak MiB: $peaks}"
   case "$rc" in
-    0) stage conversion "passed (summary: $OUTDIR/tiny-rwkv7/output/summary.txt)" ;;
-    124|137) stage conversion "TIMED OUT after $T_CONVERSION s" failed ;;
-    *) stage conversion "FAILED (exit $rc; $log)" failed ;;
+    0) if grep -q MISSED <<<"$numbers"; then
+         stage conversion "target MISSED: $detail" failed
+       else
+         stage conversion "passed: $detail"
+       fi ;;
+    124|137) stage conversion "TIMED OUT after $T_CONVERSION s (rerun resumes: same command, same --run)" failed ;;
+    *) stage conversion "FAILED (exit $rc; $log); $detail" failed ;;
   esac
 fi
 
