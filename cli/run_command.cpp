@@ -217,7 +217,7 @@ int RunRunCommand(const RunCommandArgs& args) {
       est += std::string(est.empty() ? "" : ", ") + m.what + " " + MibText(m.total_bytes);
     }
     err << "note: --device cuda: steps 1-3 train on " << TrainDeviceDescription(*device)
-        << "); transfer, the step-1 cache, export and eval run on the CPU. Estimated device memory: " << est << "\n";
+        << "; transfer, the step-1 cache, export and eval run on the CPU. Estimated device memory: " << est << "\n";
   }
 
   // ---- Durable state and the scheduler. ----
