@@ -52,6 +52,7 @@ struct Call {
   i64 ldc;
   float alpha;
   bool accumulate;  // C += alpha * block product; else C = alpha * block product
+  i64 a_row0 = 0;   // the row of C that a's first row is (a packed copy of a row chunk)
 };
 
 // MicroKernelBlas<R, nv> for a run-time nv in [1, kNV].
@@ -72,7 +73,7 @@ void Kernel(int nv, i64 K, const float* a, i64 a_rs, i64 a_cs, const float* b, i
 template <int R>
 void RowBlock(const Call& g, i64 i0, i64 p) {
   const i64 a_rs = g.trans_a ? 1 : g.lda, a_cs = g.trans_a ? g.lda : 1;
-  const float* a = g.a + i0 * a_rs + g.k0 * a_cs;
+  const float* a = g.a + (i0 - g.a_row0) * a_rs + g.k0 * a_cs;
   const i64 j0 = p * kW, pw = g.panels.Width(p), w = std::min(pw, g.n - j0);
   const int nv = static_cast<int>(pw / kLanes);
   const float* bp = g.b_ld > 0 ? g.packed + j0 : g.packed + p * g.kc * kW;
@@ -92,16 +93,38 @@ void RowBlock(const Call& g, i64 i0, i64 p) {
 }
 
 // Rows [begin, end) of one K block: full kR blocks, then 4, 2, 1.
+// A transposed operand (the weight gradients' dY^T) is read a few floats per row of dY, one
+// cache line per k and row block, strided by lda: with several panels to sweep, the chunk's
+// rows are first copied into [kc][chunk rows] (contiguous per k), once per K block, so every
+// panel reads them sequentially. The micro-kernel multiplies the same values in the same
+// order: the same bits.
 void Rows(const Call& g, i64 begin, i64 end) {
   const i64 panels = g.panels.count();
+  thread_local std::vector<float> a_chunk;
+  const bool pack_a = g.trans_a && panels > 1;
+  if (pack_a && a_chunk.size() < static_cast<std::size_t>(kKc * kChunkRows)) {
+    a_chunk.resize(static_cast<std::size_t>(kKc * kChunkRows));
+  }
   for (i64 c0 = begin; c0 < end; c0 += kChunkRows) {
     const i64 c1 = std::min(end, c0 + kChunkRows);
+    Call gc = g;
+    if (pack_a) {
+      const i64 w = c1 - c0;
+      float* dst = a_chunk.data();
+      const float* src = g.a + c0 + g.k0 * g.lda;
+      for (i64 kk = 0; kk < g.kc; ++kk) std::copy(src + kk * g.lda, src + kk * g.lda + w, dst + kk * w);
+      // RowBlock reads A(i, k) at a[(i - a_row0) + (k - k0) * lda] of this copy.
+      gc.a = dst;
+      gc.lda = w;
+      gc.k0 = 0;
+      gc.a_row0 = c0;
+    }
     for (i64 p = 0; p < panels; ++p) {
       i64 i = c0;
-      for (; i + kR <= c1; i += kR) RowBlock<kR>(g, i, p);
-      for (; i + 4 <= c1; i += 4) RowBlock<4>(g, i, p);
-      for (; i + 2 <= c1; i += 2) RowBlock<2>(g, i, p);
-      for (; i < c1; ++i) RowBlock<1>(g, i, p);
+      for (; i + kR <= c1; i += kR) RowBlock<kR>(gc, i, p);
+      for (; i + 4 <= c1; i += 4) RowBlock<4>(gc, i, p);
+      for (; i + 2 <= c1; i += 2) RowBlock<2>(gc, i, p);
+      for (; i < c1; ++i) RowBlock<1>(gc, i, p);
     }
   }
 }
