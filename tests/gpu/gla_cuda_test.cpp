@@ -28,6 +28,7 @@
 #include "kernels/cuda/memory.h"
 #include "kernels/ops/gla.h"
 #include "kernels/tensor.h"
+#include "tests/testing/rms_close.h"
 #include "tests/testing/test_util.h"
 
 namespace radlads {
@@ -35,11 +36,7 @@ namespace {
 
 using cuda::GlaAlgo;
 
-struct Tol {
-  double atol;  // times rms(ref)
-  double rtol;
-  double rms;   // relative RMS
-};
+using Tol = testing::RmsTol;
 // fp32 recurrent kernel vs the CPU recurrent form: the same operations per element in the same
 // order; differences come from expf against the CPU's ExpFinite and FMA contraction. The CPU
 // test's fp32-vs-fp32 tolerance (4e-5, 2e-4, 2e-5) with 2.5x room.
@@ -311,34 +308,10 @@ std::map<std::string, WorstErr>& Worst() {
 
 void ExpectClose(const std::vector<double>& got, const std::vector<double>& want, const Tol& tol,
                  const std::string& key, const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  if (want.empty()) return;
-  double ss_ref = 0.0, ss_err = 0.0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    ss_ref += want[i] * want[i];
-    ss_err += (got[i] - want[i]) * (got[i] - want[i]);
-  }
-  const double rms_ref = std::sqrt(ss_ref / static_cast<double>(want.size()));
-  const double rel_rms = ss_ref > 0 ? std::sqrt(ss_err / ss_ref) : std::sqrt(ss_err);
-  double worst_ratio = 0.0;
-  std::size_t worst_i = 0, bad = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const double err = std::fabs(got[i] - want[i]);
-    const double bound = tol.atol * rms_ref + tol.rtol * std::fabs(want[i]);
-    const double ratio = bound > 0 ? err / bound : (err > 0 ? INFINITY : 0.0);
-    if (!(ratio <= 1.0)) ++bad;
-    if (!(ratio <= worst_ratio)) {
-      worst_ratio = ratio;
-      worst_i = i;
-    }
-  }
+  const testing::RmsCloseStats st = testing::ExpectRmsClose(got, want, tol, what);
   WorstErr& w = Worst()[key];
-  w.rel_rms = std::max(w.rel_rms, rel_rms);
-  w.max_ratio = std::max(w.max_ratio, worst_ratio);
-  EXPECT_LE(rel_rms, tol.rms) << what << ": relative RMS error";
-  EXPECT_EQ(bad, 0u) << what << ": " << bad << " elements outside atol*rms+rtol*|ref|; worst at "
-                     << worst_i << " got " << got[worst_i] << " want " << want[worst_i]
-                     << " (rms(ref) " << rms_ref << ")";
+  w.rel_rms = std::max(w.rel_rms, st.rel_rms);
+  w.max_ratio = std::max(w.max_ratio, st.max_ratio);
 }
 
 void ExpectAllClose(const Outputs& got, const Outputs& want, const Tol& tol,

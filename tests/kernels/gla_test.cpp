@@ -23,16 +23,13 @@
 
 #include "kernels/cpu/parallel.h"
 #include "kernels/ref/gla_ref.h"
+#include "tests/testing/rms_close.h"
 #include "tests/testing/test_util.h"
 
 namespace radlads {
 namespace {
 
-struct Tol {
-  double atol;  // times rms(ref)
-  double rtol;
-  double rms;   // relative RMS
-};
+using Tol = testing::RmsTol;
 // fp32 paths vs fp64. Measured worst cases (RADLADS_GLA_REPORT=1, GCC -march=native and clang
 // sanitizer builds): relative RMS <= 1.1e-6 for every tensor and form (10x margin), element-wise
 // at most 0.25 of the bound (4x margin).
@@ -165,37 +162,11 @@ std::map<std::string, WorstErr>& Worst() {
 // Expects `got` to match `want` at `tol`; records the worst errors under `key`.
 void ExpectClose(const std::vector<double>& got, const std::vector<double>& want, const Tol& tol,
                  const std::string& key, const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  double ss_ref = 0.0, ss_err = 0.0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    ss_ref += want[i] * want[i];
-    ss_err += (got[i] - want[i]) * (got[i] - want[i]);
-  }
-  if (want.empty()) return;
-  const double rms_ref = std::sqrt(ss_ref / static_cast<double>(want.size()));
-  const double rel_rms = ss_ref > 0 ? std::sqrt(ss_err / ss_ref) : std::sqrt(ss_err);
-  double worst_ratio = 0.0;  // max |err| / (atol*rms + rtol*|ref|)
-  double max_err = 0.0;
-  std::size_t worst_i = 0, bad = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    const double err = std::fabs(got[i] - want[i]);
-    max_err = std::max(max_err, err);
-    const double bound = tol.atol * rms_ref + tol.rtol * std::fabs(want[i]);
-    const double ratio = bound > 0 ? err / bound : (err > 0 ? INFINITY : 0.0);
-    if (!(ratio <= 1.0)) ++bad;
-    if (!(ratio <= worst_ratio)) {
-      worst_ratio = ratio;
-      worst_i = i;
-    }
-  }
+  const testing::RmsCloseStats st = testing::ExpectRmsClose(got, want, tol, what);
   WorstErr& w = Worst()[key];
-  w.rel_rms = std::max(w.rel_rms, rel_rms);
-  if (rms_ref > 0) w.max_over_rms = std::max(w.max_over_rms, max_err / rms_ref);
-  w.max_ratio = std::max(w.max_ratio, worst_ratio);
-  EXPECT_LE(rel_rms, tol.rms) << what << ": relative RMS error";
-  EXPECT_EQ(bad, 0u) << what << ": " << bad << " elements outside atol*rms+rtol*|ref|; worst at "
-                     << worst_i << " got " << got[worst_i] << " want " << want[worst_i]
-                     << " (rms(ref) " << rms_ref << ")";
+  w.rel_rms = std::max(w.rel_rms, st.rel_rms);
+  w.max_over_rms = std::max(w.max_over_rms, st.max_over_rms);
+  w.max_ratio = std::max(w.max_ratio, st.max_ratio);
 }
 
 void ExpectAllClose(const Outputs& got, const Outputs& want, const Tol& tol,
