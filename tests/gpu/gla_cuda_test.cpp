@@ -298,20 +298,9 @@ Outputs RunGpu(const Inputs& in, float scale, GlaAlgo algo, const RunOpts& ro = 
   return out;
 }
 
-struct WorstErr {
-  double rel_rms = 0, max_ratio = 0;
-};
-std::map<std::string, WorstErr>& Worst() {
-  static std::map<std::string, WorstErr> w;
-  return w;
-}
-
 void ExpectClose(const std::vector<double>& got, const std::vector<double>& want, const Tol& tol,
                  const std::string& key, const std::string& what) {
-  const testing::RmsCloseStats st = testing::ExpectRmsClose(got, want, tol, what);
-  WorstErr& w = Worst()[key];
-  w.rel_rms = std::max(w.rel_rms, st.rel_rms);
-  w.max_ratio = std::max(w.max_ratio, st.max_ratio);
+  testing::WorstErrorReport::Record(key, testing::ExpectRmsClose(got, want, tol, what));
 }
 
 void ExpectAllClose(const Outputs& got, const Outputs& want, const Tol& tol,
@@ -325,18 +314,8 @@ void ExpectAllClose(const Outputs& got, const Outputs& want, const Tol& tol,
   ExpectClose(got.dh0, want.dh0, tol, form + "/dh0", what + " dh0");
 }
 
-class GlaCudaEnv : public ::testing::Environment {
- public:
-  void TearDown() override {
-    const char* env = std::getenv("RADLADS_GLA_REPORT");
-    if (env == nullptr || env[0] == '0') return;
-    std::printf("worst errors: case/tensor  rel-RMS  max|err|/bound\n");
-    for (const auto& [k, v] : Worst()) {
-      std::printf("  %-28s %.2e  %.2f\n", k.c_str(), v.rel_rms, v.max_ratio);
-    }
-  }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new GlaCudaEnv);
+const auto* const kEnv =
+    ::testing::AddGlobalTestEnvironment(new testing::WorstErrorReport("RADLADS_GLA_REPORT"));
 
 std::string Describe(const Dims& d, Regime regime, bool h0, bool dhT) {
   return "B=" + std::to_string(d.B) + " T=" + std::to_string(d.T) + " H=" +

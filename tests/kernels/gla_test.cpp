@@ -150,23 +150,9 @@ Outputs RunFast(const Inputs& in, float scale, std::int64_t chunk) {
   return {ToF64(o), ToF64(hT), ToF64(dr), ToF64(dk), ToF64(dv), ToF64(dg), ToF64(dh0)};
 }
 
-// Worst errors seen, per "form/tensor", for the report.
-struct WorstErr {
-  double rel_rms = 0, max_over_rms = 0, max_ratio = 0;  // ratio: err / element-wise bound
-};
-std::map<std::string, WorstErr>& Worst() {
-  static std::map<std::string, WorstErr> w;
-  return w;
-}
-
-// Expects `got` to match `want` at `tol`; records the worst errors under `key`.
 void ExpectClose(const std::vector<double>& got, const std::vector<double>& want, const Tol& tol,
                  const std::string& key, const std::string& what) {
-  const testing::RmsCloseStats st = testing::ExpectRmsClose(got, want, tol, what);
-  WorstErr& w = Worst()[key];
-  w.rel_rms = std::max(w.rel_rms, st.rel_rms);
-  w.max_over_rms = std::max(w.max_over_rms, st.max_over_rms);
-  w.max_ratio = std::max(w.max_ratio, st.max_ratio);
+  testing::WorstErrorReport::Record(key, testing::ExpectRmsClose(got, want, tol, what));
 }
 
 void ExpectAllClose(const Outputs& got, const Outputs& want, const Tol& tol,
@@ -184,19 +170,8 @@ std::string FormName(std::int64_t chunk) {
   return chunk == 0 ? "recurrent" : "chunk" + std::to_string(chunk);
 }
 
-class GlaEnv : public ::testing::Environment {
- public:
-  void TearDown() override {
-    const char* env = std::getenv("RADLADS_GLA_REPORT");
-    if (env == nullptr || env[0] == '0') return;
-    std::printf("worst errors: form/tensor  rel-RMS  max|err|/rms(ref)  max|err|/bound\n");
-    for (const auto& [k, v] : Worst()) {
-      std::printf("  %-24s %.2e  %.2e  %.2f\n", k.c_str(), v.rel_rms, v.max_over_rms,
-                  v.max_ratio);
-    }
-  }
-};
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new GlaEnv);
+const auto* const kEnv =
+    ::testing::AddGlobalTestEnvironment(new testing::WorstErrorReport("RADLADS_GLA_REPORT"));
 
 // ---------------------------------------------------------------------------------------------
 

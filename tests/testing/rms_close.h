@@ -9,7 +9,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -59,5 +62,36 @@ inline RmsCloseStats ExpectRmsClose(const std::vector<double>& got, const std::v
                      << " got " << got[worst_i] << " want " << want[worst_i] << " (rms(ref) " << rms_ref << ")";
   return st;
 }
+
+// The worst errors seen per key ("form/tensor"), printed at the end of the test binary when the
+// environment variable `env` is set and not "0": the numbers to calibrate tolerances from.
+// Register once per binary: ::testing::AddGlobalTestEnvironment(new WorstErrorReport("...")).
+class WorstErrorReport : public ::testing::Environment {
+ public:
+  explicit WorstErrorReport(const char* env) : env_(env) { instance() = this; }
+  static void Record(const std::string& key, const RmsCloseStats& st) {
+    if (instance() == nullptr) return;
+    RmsCloseStats& w = instance()->worst_[key];
+    w.rel_rms = std::max(w.rel_rms, st.rel_rms);
+    w.max_over_rms = std::max(w.max_over_rms, st.max_over_rms);
+    w.max_ratio = std::max(w.max_ratio, st.max_ratio);
+  }
+  void TearDown() override {
+    const char* v = std::getenv(env_);
+    if (v == nullptr || v[0] == '0') return;
+    std::printf("worst errors: key  rel-RMS  max|err|/rms(ref)  max|err|/bound\n");
+    for (const auto& [k, w] : worst_) {
+      std::printf("  %-40s %.2e  %.2e  %.2f\n", k.c_str(), w.rel_rms, w.max_over_rms, w.max_ratio);
+    }
+  }
+
+ private:
+  static WorstErrorReport*& instance() {
+    static WorstErrorReport* p = nullptr;
+    return p;
+  }
+  const char* env_;
+  std::map<std::string, RmsCloseStats> worst_;
+};
 
 }  // namespace radlads::testing
